@@ -1,0 +1,9 @@
+"""Exceptions that the command line turns into a one-line message instead of a traceback."""
+
+
+class PinnLamError(Exception):
+    """Base class of pinn-lam's own errors."""
+
+
+class NonFiniteLossError(PinnLamError):
+    """Training produced a NaN or infinite loss; the message names the iteration and loss term."""

@@ -1,0 +1,29 @@
+"""The PDE problem library: ``get(name, **params)`` and ``available()``.
+
+Every problem module has the same shape (see ``pinn_lam.problem.Problem``); adding a problem
+means copying one module and adding it to ``_REGISTRY``.
+"""
+from __future__ import annotations
+
+from pinn_lam.problem import Problem
+
+from .burgers import Burgers
+from .heat import Heat
+from .poisson import Poisson
+
+_REGISTRY: dict[str, type[Problem]] = {cls.name: cls for cls in (Burgers, Heat, Poisson)}
+
+__all__ = ["Burgers", "Heat", "Poisson", "available", "get"]
+
+
+def available() -> list[str]:
+    """Names of the registered problems."""
+    return sorted(_REGISTRY)
+
+
+def get(name: str, **params) -> Problem:
+    """The problem registered as ``name`` (case-insensitive), built with ``params``."""
+    key = str(name).lower()
+    if key not in _REGISTRY:
+        raise ValueError(f"unknown problem {name!r}; available: {', '.join(available())}")
+    return _REGISTRY[key](**params)
