@@ -51,6 +51,24 @@ def dirichlet(name: str, sample: Callable[[int, UnitSampler], np.ndarray],
     return Condition(name, sample, lambda points, u: u - value(points))
 
 
+@dataclass(frozen=True)
+class HardConstraint:
+    r"""A hard-constraint output transform :math:`u = a(x) + b(x)\,\mathrm{raw}(x)`.
+
+    ``offset`` (:math:`a`) and ``factor`` (:math:`b`) are differentiable functions of the points
+    returning ``(N, 1)`` tensors, chosen so that every condition named in ``covers`` holds
+    exactly; the trainer then drops those loss terms. Being affine in the raw network output,
+    it lets the forward-mode fast path apply the product rule with derivatives of ``a`` and ``b``.
+    """
+
+    offset: Callable[[Tensor], Tensor]
+    factor: Callable[[Tensor], Tensor]
+    covers: tuple[str, ...]
+
+    def __call__(self, points: Tensor, raw: Tensor) -> Tensor:
+        return self.offset(points) + self.factor(points) * raw
+
+
 @dataclass
 class Reference:
     """A reference solution on a tensor-product grid.
@@ -144,8 +162,8 @@ class Problem(abc.ABC):
         values = self.exact_torch(torch.as_tensor(np.asarray(points, dtype=np.float64)))
         return None if values is None else values.detach().numpy().reshape(-1)
 
-    def output_transform(self) -> Callable[[Tensor, Tensor], Tensor] | None:
-        """An optional hard-constraint transform ``(points, raw) -> u``; ``None`` by default."""
+    def output_transform(self) -> HardConstraint | None:
+        """An optional hard constraint that enforces some conditions exactly; ``None`` by default."""
         return None
 
     def __repr__(self) -> str:
