@@ -1,0 +1,143 @@
+r"""The PINN loss: a weighted sum of mean-square residuals, each term logged by name.
+
+For a problem with PDE residual :math:`r` and conditions :math:`c_k` (initial/boundary),
+
+.. math::
+    L(\theta) = w_{\mathrm{pde}} \frac{1}{N_f}\sum_{i} r(x_i; u_\theta)^2
+              + \sum_k w_k \frac{1}{N_k}\sum_{j} c_k(x^k_j; u_\theta)^2 ,
+
+where the collocation points :math:`x_i` and the condition points :math:`x^k_j` are fixed
+until :meth:`PINNLoss.set_points` replaces them (resampling). Conditions that the model's
+hard-constraint output transform (:class:`pinn_lam.problem.HardConstraint`) enforces exactly
+are listed in its ``covers`` and are dropped from the loss.
+
+The PDE term's derivatives come from the forward-mode fast path
+(:func:`pinn_lam.fastpath.derivatives`) when it supports the model, and otherwise from nested
+autograd (:func:`pinn_lam.operators.derivatives`); both give the same values.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from .problem import HardConstraint, Problem
+
+
+def _fastpath():
+    """The fast-path module, or ``None`` while it is unavailable."""
+    try:
+        return importlib.import_module("pinn_lam.fastpath")
+    except ImportError:
+        return None
+
+
+def covered_conditions(model: nn.Module) -> tuple[str, ...]:
+    """Names of the conditions the model enforces exactly through a :class:`HardConstraint`."""
+    transform = getattr(model, "output_transform", None)
+    return tuple(transform.covers) if isinstance(transform, HardConstraint) else ()
+
+
+def loss_terms(problem: Problem, model: nn.Module) -> tuple[str, ...]:
+    """The loss terms of ``problem`` for ``model``: ``"pde"`` then every uncovered condition."""
+    covered = set(covered_conditions(model))
+    return ("pde",) + tuple(name for name in problem.conditions() if name not in covered)
+
+
+class PINNLoss:
+    """Weighted mean-square PDE and condition residuals of ``model`` on ``problem``.
+
+    Args:
+        problem: the PDE problem (:class:`pinn_lam.problem.Problem`).
+        model: the network; ``model(points) -> (N, 1)``.
+        points: ``{"pde": collocation points, name: points of condition name, ...}`` as
+            ``(N, d)`` tensors on the model's device and dtype; one entry per term in
+            :meth:`terms`.
+        weights: optional ``{term: weight}``; unnamed terms weigh 1.
+        fast: ``None`` uses the fast path where :func:`pinn_lam.fastpath.supports` allows it,
+            ``True`` requires it (``ValueError`` if unsupported), ``False`` uses autograd.
+
+    Example::
+
+        loss = PINNLoss(problem, model, {"pde": x_f, "ic": x_ic, "bc": x_bc})
+        total, terms = loss()          # terms == {"pde": ..., "ic": ..., "bc": ...}
+        total.backward()
+    """
+
+    def __init__(self, problem: Problem, model: nn.Module, points: Mapping[str, Tensor],
+                 weights: Mapping[str, float] | None = None, fast: bool | None = None) -> None:
+        self.problem = problem
+        self.model = model
+        self._terms = loss_terms(problem, model)
+        self._conditions = problem.conditions()
+        weights = dict(weights or {})
+        unknown = sorted(set(weights) - set(self._terms))
+        if unknown:
+            raise ValueError(f"unknown loss weight(s) {', '.join(unknown)}; terms are {', '.join(self._terms)}")
+        for name, value in weights.items():
+            if not float(value) >= 0.0 or value == float("inf"):
+                raise ValueError(f"loss weight {name}={value!r} must be finite and non-negative")
+        self.weights = {name: float(weights.get(name, 1.0)) for name in self._terms}
+        self.fast = self._choose_fast(fast)
+        self.set_points(points)
+
+    def _choose_fast(self, fast: bool | None) -> bool:
+        if fast is False:
+            return False
+        module = _fastpath()
+        supported = module is not None and bool(module.supports(self.model, self.problem.derivatives))
+        if fast is True and not supported:
+            raise ValueError("fast=True but the fast path does not support this model/problem; use fast=None or False")
+        return supported
+
+    def terms(self) -> tuple[str, ...]:
+        """Names of the loss terms, ``"pde"`` first."""
+        return self._terms
+
+    def set_points(self, points: Mapping[str, Tensor]) -> None:
+        """Replace the points of every term (e.g. after resampling)."""
+        missing = [name for name in self._terms if name not in points]
+        extra = sorted(set(points) - set(self._terms))
+        if missing or extra:
+            raise ValueError(f"points must have exactly the keys {', '.join(self._terms)}; "
+                             f"missing {missing or 'none'}, unexpected {extra or 'none'}")
+        d = len(self.problem.variables)
+        for name, value in points.items():
+            if not isinstance(value, Tensor) or value.ndim != 2 or value.shape[1] != d or value.shape[0] < 1:
+                shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+                raise ValueError(f"points[{name!r}] must be a non-empty (N, {d}) tensor, got {shape}")
+        self.points = {name: points[name].detach() for name in self._terms}
+
+    def pde_residual(self, points: Tensor | None = None) -> Tensor:
+        """The pointwise PDE residual ``(N, 1)`` at ``points`` (default: the collocation points)."""
+        points = self.points["pde"] if points is None else points
+        problem = self.problem
+        if self.fast:
+            u, d = _fastpath().derivatives(self.model, points, problem.variables, problem.derivatives)
+            return problem.pde(points, u, d)
+        from .operators import derivatives
+
+        points = points.detach().requires_grad_(True)
+        u = self.model(points)
+        return problem.pde(points, u, derivatives(u, points, problem.variables, problem.derivatives))
+
+    def condition_residual(self, name: str, points: Tensor | None = None) -> Tensor:
+        """The pointwise residual of condition ``name`` at ``points`` (default: its own points)."""
+        points = self.points[name] if points is None else points
+        # conditions on derivatives (e.g. Neumann) differentiate u with respect to the points
+        points = points.detach().requires_grad_(True)
+        return self._conditions[name].residual(points, self.model(points))
+
+    def __call__(self) -> tuple[Tensor, dict[str, Tensor]]:
+        return self.loss()
+
+    def loss(self) -> tuple[Tensor, dict[str, Tensor]]:
+        """The total weighted loss and every term's mean square residual by name."""
+        values: dict[str, Tensor] = {}
+        for name in self._terms:
+            residual = self.pde_residual() if name == "pde" else self.condition_residual(name)
+            values[name] = residual.square().mean()
+        total = sum(self.weights[name] * values[name] for name in self._terms)
+        return total, values
