@@ -1,0 +1,46 @@
+"""Parameter checks shared by the problem modules: each raises a one-line ``ValueError`` that
+says what is wrong and what is allowed."""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Callable
+
+
+def check_positive(name: str, value: Any) -> float:
+    """A finite real number > 0, as a float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def check_mode_number(name: str, value: Any) -> int:
+    """A positive integer wave number (an integral float such as ``2.0`` is accepted)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"mode number {name} must be a positive integer, got {value!r}")
+    if not math.isfinite(value) or value != int(value) or value < 1:
+        raise ValueError(f"mode number {name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_amplitude(name: str, value: Any) -> float:
+    """A finite real amplitude."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"amplitude {name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def check_resolution(value: Any, minimum: tuple[int, ...],
+                     from_int: Callable[[int], tuple[int, ...]]) -> tuple[int, ...]:
+    """A resolution: a tuple of ``len(minimum)`` integers, each at least its ``minimum``
+    (a single int ``n`` is expanded by ``from_int``)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = from_int(int(value))
+    allowed = (f"a tuple of {len(minimum)} integers >= {minimum}"
+               + ("" if len(minimum) == 1 else " or one integer"))
+    if not isinstance(value, (list, tuple)) or len(value) != len(minimum) or any(
+            isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in value):
+        raise ValueError(f"resolution must be {allowed}, got {value!r}")
+    if any(v < m for v, m in zip(value, minimum)):
+        raise ValueError(f"resolution {tuple(value)} is too coarse; each entry must be >= {minimum}")
+    return tuple(int(v) for v in value)

@@ -1,0 +1,195 @@
+r"""The viscous Burgers equation of Raissi et al. (2019), with a stationary shock at x = 0.
+
+.. math::
+
+    u_t + u\,u_x = \nu\,u_{xx}, \quad x \in [-1, 1],\ t \in [0, 1], \qquad
+    u(x, 0) = -\sin(\pi x), \qquad u(\pm 1, t) = 0.
+
+Parameter: ``nu`` the viscosity (> 0; the benchmark uses :math:`0.01/\pi`). The odd initial
+condition keeps the shock at :math:`x = 0`; its width scales like :math:`\nu`.
+
+Exact solution (Cole–Hopf, :func:`cole_hopf`): with :math:`\eta = \sqrt{4\nu t}\,z`,
+
+.. math::
+
+    u(x, t) = -\frac{\int \sin\pi(x-\eta)\, e^{-\cos\pi(x-\eta)/(2\pi\nu)}\, e^{-z^2}\,dz}
+                    {\int e^{-\cos\pi(x-\eta)/(2\pi\nu)}\, e^{-z^2}\,dz},
+
+evaluated by the trapezoid rule (spectrally accurate here); it is a numpy check, not
+:meth:`Burgers.exact_torch`, because each point costs thousands of quadrature nodes.
+
+Reference (:meth:`Burgers.reference`): method of lines on the stretched grid
+:math:`x = \sinh(\beta\xi)/\sinh\beta` (uniform :math:`\xi`, nodes clustered at the shock),
+6th-order (7-point) finite differences in conservative form
+:math:`u_t = -\partial_x(u^2/2) + \nu u_{xx}`, integrated by ``solve_ivp``'s BDF with the
+exact sparse (banded) Jacobian at ``rtol = 1e-10``. The stretching :math:`\beta` and the number
+of intervals :math:`N` follow from :math:`\nu`. The solution is stored at 401 times in
+:math:`[0, 1]` and interpolated by a quintic tensor spline in :math:`(\xi, t)`. The error
+estimate compares the solutions on :math:`N` and :math:`N/2` intervals (Richardson, with a
+conservative order 4; the observed order is about 6).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor
+
+from pinn_lam import fd
+from pinn_lam.cache import cached_reference
+from pinn_lam.problem import Condition, HardConstraint, Problem, Reference, UnitSampler, dirichlet
+
+from ._validate import check_positive
+
+#: bump when the reference solver changes, so old cache entries are not reused
+VERSION = "mol-sinh-fd6-1"
+#: the standard output grid of the benchmark data set: 256 x in [-1, 1], 100 t in [0, 0.99]
+STANDARD_X = np.linspace(-1.0, 1.0, 256)
+STANDARD_T = np.linspace(0.0, 0.99, 100)
+#: stencil width of the finite differences (7 points: 6th order in the interior)
+STENCIL = 7
+#: time levels kept for interpolation (every 0.0025 on [0, 1]; contains every standard t)
+FINE_TIMES = np.linspace(0.0, 1.0, 401)
+#: ODE tolerances: far below the spatial error, so the refinement estimate sees mostly space
+RTOL, ATOL = 1e-10, 1e-12
+#: Richardson order used for the error estimate (conservative: the observed order is ~6)
+ESTIMATE_ORDER = 4
+
+
+def stretching(nu: float) -> float:
+    r"""The grid stretching :math:`\beta(\nu) = \max(1, \ln(1/(\pi\nu))) + 1/2`: stronger for thinner shocks."""
+    return max(1.0, math.log(1.0 / (math.pi * nu))) + 0.5
+
+
+def auto_intervals(nu: float) -> int:
+    r"""The number of intervals :math:`N` (a multiple of 8, at least 256) that puts the
+    spacing at the shock, :math:`(2/N)\,\beta/\sinh\beta`, below :math:`0.15\,\nu`."""
+    beta = stretching(nu)
+    needed = 2.0 * beta / math.sinh(beta) / (0.15 * nu)
+    return max(256, 8 * math.ceil(needed / 8))
+
+
+def cole_hopf(points: np.ndarray, nu: float, nodes: int = 4001) -> np.ndarray:
+    """The exact solution at ``(N, 2)`` points ``(x, t)`` by trapezoid quadrature: ``(N,)``."""
+    points = np.asarray(points, dtype=np.float64)
+    x, t = points[:, 0], points[:, 1]
+    # the weight exp(-z^2 - cos/(2 pi nu)) must fall below e^-50 of its peak at the ends
+    z = np.linspace(-1.0, 1.0, nodes) * math.sqrt(1.0 / (math.pi * nu) + 50.0)
+    out = np.empty_like(x)
+    for start in range(0, len(x), 256):
+        chunk = slice(start, start + 256)
+        y = x[chunk, None] - np.sqrt(4.0 * nu * t[chunk, None]) * z[None, :]
+        exponent = -z[None, :] ** 2 - np.cos(np.pi * y) / (2.0 * np.pi * nu)
+        weight = np.exp(exponent - exponent.max(axis=1, keepdims=True))
+        out[chunk] = -(np.sin(np.pi * y) * weight).sum(axis=1) / weight.sum(axis=1)
+    at_start = t == 0
+    out[at_start] = -np.sin(np.pi * x[at_start])
+    return out
+
+
+class Burgers(Problem):
+    """:math:`u_t + u u_x = \\nu u_{xx}` on :math:`[-1,1]\\times[0,1]` with :math:`u(x,0)=-\\sin\\pi x`."""
+
+    name = "burgers"
+    variables = ("x", "t")
+    derivatives = ("t", "x", "xx")
+
+    def __init__(self, nu: float = 0.01 / math.pi) -> None:
+        self.nu = check_positive("nu", nu)
+        self.bounds = ((-1.0, 1.0), (0.0, 1.0))
+
+    def parameters(self) -> dict[str, Any]:
+        return {"nu": self.nu}
+
+    def pde(self, points: Tensor, u: Tensor, d: Mapping[str, Tensor]) -> Tensor:
+        return d["t"] + u * d["x"] - self.nu * d["xx"]
+
+    def conditions(self) -> dict[str, Condition]:
+        def sample_initial(n: int, unit: UnitSampler) -> np.ndarray:
+            return np.column_stack([2.0 * unit(n, 1)[:, 0] - 1.0, np.zeros(n)])
+
+        def sample_ends(n: int, unit: UnitSampler) -> np.ndarray:
+            draw = unit(n, 2)
+            return np.column_stack([np.where(draw[:, 0] < 0.5, -1.0, 1.0), draw[:, 1]])
+
+        return {
+            "ic": dirichlet("ic", sample_initial, lambda p: -torch.sin(math.pi * p[:, :1])),
+            "bc": dirichlet("bc", sample_ends, lambda p: torch.zeros_like(p[:, :1])),
+        }
+
+    def output_transform(self) -> HardConstraint:
+        """:math:`u = -\\sin(\\pi x) + t(1 - x^2)\\,\\mathrm{raw}`: exact ``ic`` and ``bc``."""
+        return HardConstraint(offset=lambda p: -torch.sin(math.pi * p[:, :1]),
+                              factor=lambda p: p[:, 1:2] * (1.0 - p[:, :1] ** 2),
+                              covers=("ic", "bc"))
+
+    def cole_hopf(self, points: np.ndarray) -> np.ndarray:
+        """The exact solution at ``(N, 2)`` numpy points (see :func:`cole_hopf`)."""
+        return cole_hopf(points, self.nu)
+
+    def reference(self, resolution: Any = None, *, cache_dir: str | None = None) -> Reference:
+        """The method-of-lines reference on the standard 256 × 100 grid; ``resolution`` is the
+        number of intervals ``N`` in x (a multiple of 4, >= 32; default :func:`auto_intervals`).
+        Calling it interpolates the fine solution (quintic spline), cached on disk."""
+        n = auto_intervals(self.nu) if resolution is None else resolution
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 32 or n % 4:
+            raise ValueError(f"Burgers resolution must be an integer number of x-intervals >= 32 "
+                             f"and divisible by 4 (or None for automatic), got {resolution!r}")
+        return cached_reference(self, int(n), VERSION, lambda: self._solve(int(n)), cache_dir,
+                                interpolator=_interpolator)
+
+    def _solve(self, n: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        beta = stretching(self.nu)
+        fine = solve_lines(self.nu, n, beta)
+        coarse = solve_lines(self.nu, n // 2, beta)
+        standard = np.stack(np.meshgrid(STANDARD_X, STANDARD_T, indexing="ij"), axis=-1).reshape(-1, 2)
+        arrays = {"fine_xi": np.linspace(-1.0, 1.0, n + 1), "fine_t": FINE_TIMES, "fine_u": fine,
+                  "beta": np.array(beta)}
+        u = _interpolator(arrays)(standard).reshape(len(STANDARD_X), len(STANDARD_T))
+        coarse_arrays = dict(arrays, fine_xi=np.linspace(-1.0, 1.0, n // 2 + 1), fine_u=coarse)
+        u_coarse = _interpolator(coarse_arrays)(standard).reshape(u.shape)
+        change = float(np.linalg.norm(u - u_coarse) / np.linalg.norm(u))
+        method = (f"method of lines, 7-point FD on sinh grid (beta={beta:.2f}, N={n}), "
+                  f"BDF rtol={RTOL:g}")
+        meta = {"error_estimate": change / (2 ** ESTIMATE_ORDER - 1), "method": method,
+                "error_kind": f"Richardson N vs N/2 (order {ESTIMATE_ORDER})",
+                "refinement_change": change, "intervals": n, "beta": beta}
+        return dict(arrays, grid_0=STANDARD_X, grid_1=STANDARD_T, u=u), meta
+
+
+def solve_lines(nu: float, n: int, beta: float) -> np.ndarray:
+    r"""The method-of-lines solution on :math:`x_j = \sinh(\beta\xi_j)/\sinh\beta`, ``n``
+    intervals, at :data:`FINE_TIMES`: shape ``(n + 1, len(FINE_TIMES))``."""
+    xi = np.linspace(-1.0, 1.0, n + 1)
+    x = np.sinh(beta * xi) / math.sinh(beta)
+    # rows of the end nodes are zeroed: u(±1, t) = 0 stays fixed
+    inner = sp.diags(np.r_[0.0, np.ones(n - 1), 0.0])
+    d1 = (inner @ fd.difference_matrix(x, 1, STENCIL)).tocsr()
+    d2 = (inner @ fd.difference_matrix(x, 2, STENCIL)).tocsr()
+
+    def rhs(t: float, u: np.ndarray) -> np.ndarray:
+        return -(d1 @ (0.5 * u * u)) + nu * (d2 @ u)
+
+    def jacobian(t: float, u: np.ndarray) -> sp.csc_matrix:
+        return (nu * d2 - d1 @ sp.diags(u)).tocsc()
+
+    u0 = -np.sin(np.pi * x)
+    u0[[0, -1]] = 0.0
+    return fd.method_of_lines(rhs, u0, FINE_TIMES, jac=jacobian, method="BDF", rtol=RTOL, atol=ATOL).T
+
+
+def _interpolator(arrays: Mapping[str, np.ndarray]):
+    """A quintic tensor spline of the fine solution in :math:`(\\xi, t)`, called on ``(N, 2)`` points."""
+    from scipy.interpolate import RectBivariateSpline
+
+    beta = float(arrays["beta"])
+    spline = RectBivariateSpline(arrays["fine_xi"], arrays["fine_t"], arrays["fine_u"], kx=5, ky=5, s=0)
+
+    def interpolate(points: np.ndarray) -> np.ndarray:
+        xi = np.arcsinh(points[:, 0] * math.sinh(beta)) / beta
+        return spline.ev(xi, points[:, 1])
+
+    return interpolate

@@ -1,0 +1,96 @@
+"""Heat: physics on the exact solution, the Crank-Nicolson reference, its order, and bad parameters."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from problems import Heat
+
+
+def _points(n=200, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 2, generator=generator, dtype=torch.float64).requires_grad_()
+
+
+def test_residual_vanishes_on_the_exact_solution():
+    heat = Heat(alpha=0.3, modes=((1, 1.0), (3, -0.4)))
+    p = _points()
+    residual = heat.residual(p, heat.exact_torch(p))
+    assert residual.shape == (200, 1)
+    assert residual.abs().max().item() < 1e-11
+    # and it is not trivially zero: a wrong alpha leaves a residual
+    assert Heat(alpha=0.2, modes=heat.modes).residual(p, heat.exact_torch(p)).abs().max().item() > 0.1
+
+
+def test_conditions_hold_for_the_exact_solution_and_sample_where_they_apply():
+    heat = Heat()
+    rng = np.random.default_rng(0)
+    unit = lambda n, k: rng.random((n, k))  # noqa: E731
+    for name, condition in heat.conditions().items():
+        points = condition.sample(100, unit)
+        assert points.shape == (100, 2)
+        if name == "ic":
+            assert np.all(points[:, 1] == 0) and np.all((0 <= points[:, 0]) & (points[:, 0] <= 1))
+        else:
+            assert set(np.unique(points[:, 0])) == {0.0, 1.0}
+        p = torch.as_tensor(points)
+        assert condition.residual(p, heat.exact_torch(p)).abs().max().item() < 1e-14
+
+
+def test_hard_constraint_satisfies_the_conditions_exactly():
+    heat = Heat()
+    transform = heat.output_transform()
+    assert set(transform.covers) == {"ic", "bc"}
+    rng = np.random.default_rng(1)
+    unit = lambda n, k: rng.random((n, k))  # noqa: E731
+    for name in transform.covers:
+        p = torch.as_tensor(heat.conditions()[name].sample(50, unit))
+        raw = torch.randn(50, 1, dtype=torch.float64)
+        assert heat.conditions()[name].residual(p, transform(p, raw)).abs().max().item() < 1e-15
+
+
+def test_reference_is_within_1e_5_of_exact_at_default_resolution(tmp_path):
+    heat = Heat()
+    ref = heat.reference(cache_dir=tmp_path)
+    exact = heat.exact(ref.points()).reshape(ref.u.shape)
+    error = np.linalg.norm(ref.u - exact) / np.linalg.norm(exact)
+    assert error <= 1e-5
+    assert ref.error_estimate == pytest.approx(error, rel=1e-9)
+    # interpolation between grid points adds nothing visible
+    points = np.random.default_rng(2).random((500, 2))
+    assert np.abs(ref(points) - heat.exact(points)).max() < 1e-5
+
+
+def test_reference_converges_at_second_order(tmp_path):
+    heat = Heat(alpha=0.2, modes=((2, 1.0),))
+    errors = [heat.reference((n, n), cache_dir=tmp_path).error_estimate for n in (32, 64, 128)]
+    orders = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
+    assert np.all(np.abs(orders - 2.0) < 0.1), orders
+
+
+def test_parameters_key_the_reference_and_repr():
+    assert Heat(alpha=0.5, modes=[(2, 1)]).parameters() == {"alpha": 0.5, "modes": [[2, 1.0]]}
+    assert "alpha=0.1" in repr(Heat())
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"alpha": 0.0}, "alpha must be a finite number > 0"),
+    ({"alpha": -1.0}, "alpha must be a finite number > 0"),
+    ({"alpha": math.nan}, "alpha must be a finite number > 0"),
+    ({"modes": ()}, "non-empty"),
+    ({"modes": ((1.5, 1.0),)}, "positive integer"),
+    ({"modes": ((0, 1.0),)}, "positive integer"),
+    ({"modes": ((-2, 1.0),)}, "positive integer"),
+    ({"modes": ((1, 1.0, 2.0),)}, r"\(k, a_k\) pair"),
+    ({"modes": ((1, math.inf),)}, "finite"),
+])
+def test_bad_parameters_raise_value_error(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Heat(**kwargs)
+
+
+@pytest.mark.parametrize("resolution", [4, (4, 100), (100, 2), (64,), "fine", (64.0, 64)])
+def test_bad_resolution_raises_value_error(resolution, tmp_path):
+    with pytest.raises(ValueError, match="resolution"):
+        Heat().reference(resolution, cache_dir=tmp_path)
