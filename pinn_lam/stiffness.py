@@ -109,6 +109,10 @@ def hessian_top_eigenvalue(loss_fn: Callable[[], Tensor], params: Iterable[Tenso
     for step in range(1, iterations + 1):
         hv = torch.autograd.grad([grads[i] for i in live], params, grad_outputs=[v[i] for i in live],
                                  retain_graph=True, allow_unused=True)
+        if all(h is None for h in hv):
+            # e.g. a custom autograd.Function marked once_differentiable (the derivative fast path)
+            raise ValueError("the loss is not twice differentiable with respect to the parameters; "
+                             "compute it without once-differentiable functions (PINNLoss(fast=False))")
         hv = [torch.zeros_like(p) if h is None else h.detach() for h, p in zip(hv, params)]
         rayleigh = float(sum((h * x).sum() for h, x in zip(hv, v)))
         norm = float(torch.sqrt(sum(h.pow(2).sum() for h in hv)))
@@ -121,16 +125,27 @@ def hessian_top_eigenvalue(loss_fn: Callable[[], Tensor], params: Iterable[Tenso
     return Eigenvalue(estimate, iterations, False)
 
 
+def twice_differentiable(loss: Any) -> Any:
+    """``loss`` itself, or for a :class:`pinn_lam.losses.PINNLoss` on the derivative fast path
+    (whose hand-written backward is once-differentiable) the same loss through nested autograd."""
+    if not getattr(loss, "fast", False):
+        return loss
+    from .losses import PINNLoss
+
+    return PINNLoss(loss.problem, loss.model, loss.points, weights=loss.weights, fast=False)
+
+
 class StiffnessMonitor:
     """A ``solve(callback=...)`` callback recording stiffness diagnostics during training.
 
     Every ``every`` iterations it appends a row ``{"iteration", "time", "grad_norm_<term>"...}`` to
-    :attr:`rows`; at the iterations in ``hessian_at`` (and at the first call after each elapsed
-    time in ``hessian_times``) the row also gets ``hessian_top`` (:func:`hessian_top_eigenvalue`
-    with ``power_iterations`` steps, seeded by ``seed``). :meth:`finish` adds a last row for the
-    trained model. ``time`` is the training time reported by ``solve`` *minus* the time spent
-    here, so wall-time comparisons are not skewed by the diagnostics (:attr:`seconds` holds that
-    overhead). The callback never asks training to stop.
+    :attr:`rows`. At the first call at or after each iteration in ``hessian_at`` and each training
+    time in ``hessian_times`` (L-BFGS reports chunks of iterations) the row also gets
+    ``hessian_top`` (:func:`hessian_top_eigenvalue` with ``power_iterations`` steps, seeded by
+    ``seed``). :meth:`finish` adds a last row for the trained model. ``time`` is the training time
+    reported by ``solve`` *minus* the time spent here, so wall-time comparisons are not skewed by
+    the diagnostics (:attr:`seconds` holds that overhead, :attr:`overhead` its running total by
+    iteration). The callback never asks training to stop.
 
     The state passed by ``solve`` must have ``.iteration``, ``.elapsed``, ``.model`` and ``.loss``
     (a :class:`pinn_lam.losses.PINNLoss`, whose ``loss()`` returns ``(total, terms)``).
@@ -142,7 +157,7 @@ class StiffnessMonitor:
         if every < 0:
             raise ValueError(f"every must be >= 0 (0 records no gradient norms), got {every!r}")
         self.every = int(every)
-        self.hessian_at = {int(i) for i in hessian_at}
+        self.hessian_at = sorted(int(i) for i in hessian_at)
         self.hessian_times = sorted(float(t) for t in hessian_times)
         self.power_iterations = power_iterations
         self.tol = tol
@@ -150,10 +165,13 @@ class StiffnessMonitor:
         self.elapsed_includes_callback = elapsed_includes_callback
         self.rows: list[dict[str, Any]] = []
         self.seconds = 0.0
+        #: ``(iteration, cumulative diagnostic seconds)`` after each record
+        self.overhead: list[tuple[int, float]] = []
         self._last_recorded: int | None = None
         self._last: tuple[int, float, Any, Any] | None = None
 
-    def _training_time(self, elapsed: float) -> float:
+    def training_time(self, elapsed: float) -> float:
+        """Training seconds without the diagnostics, from the ``elapsed`` that ``solve`` reports."""
         return elapsed - self.seconds if self.elapsed_includes_callback else elapsed
 
     def record(self, iteration: int, time_s: float, model: torch.nn.Module, loss: Any, *, hessian: bool) -> None:
@@ -164,19 +182,25 @@ class StiffnessMonitor:
         _, terms = loss.loss()
         row.update({f"grad_norm_{k}": v for k, v in gradient_norms(terms, params).items()})
         if hessian:
-            eig = hessian_top_eigenvalue(lambda: loss.loss()[0], params, iterations=self.power_iterations,
+            curvature = twice_differentiable(loss)
+            eig = hessian_top_eigenvalue(lambda: curvature.loss()[0], params, iterations=self.power_iterations,
                                          tol=self.tol, seed=self.seed)
             row["hessian_top"] = eig.value
             row["hessian_power_steps"] = eig.iterations
         self.rows.append(row)
         self._last_recorded = int(iteration)
         self.seconds += time.perf_counter() - start
+        self.overhead.append((int(iteration), self.seconds))
 
     def __call__(self, state: Any) -> bool:
         iteration, elapsed = int(state.iteration), float(state.elapsed)
-        time_s = self._training_time(elapsed)
+        time_s = self.training_time(elapsed)
         self._last = (iteration, time_s, state.model, state.loss)
-        hessian = iteration in self.hessian_at
+        hessian = False
+        # at the first call at or after each checkpoint (L-BFGS reports chunks of iterations)
+        while self.hessian_at and iteration >= self.hessian_at[0]:
+            self.hessian_at.pop(0)
+            hessian = True
         while self.hessian_times and time_s >= self.hessian_times[0]:
             self.hessian_times.pop(0)
             hessian = True

@@ -147,3 +147,23 @@ def test_monitor_records_every_n_iterations_and_hessian_at_checkpoints():
     assert monitor.rows[1]["time"] == pytest.approx(0.6, abs=1e-9)
     final = hessian_top_eigenvalue(lambda: loss.loss()[0], model.parameters(), iterations=5, tol=1e-3)
     assert monitor.rows[-1]["hessian_top"] == pytest.approx(final.value)
+
+
+class Square(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return 2 * x * grad
+
+
+def test_once_differentiable_loss_is_refused_not_reported_as_zero_curvature():
+    w = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(ValueError, match="twice differentiable"):
+        # the upstream gradient 2 x^2 requires grad, so the gradient gets a graph that cannot be walked
+        hessian_top_eigenvalue(lambda: (Square.apply(w) ** 2).sum(), [w])
