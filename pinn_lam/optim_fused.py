@@ -1,0 +1,81 @@
+r"""LAM's one-pass path: torch's fused AdamW kernel with :math:`\beta_1 = 0` and the first moment aliased to g.
+
+Why: an element-wise LAM step reads g, v, w and writes v, w (20 bytes per float32 parameter).
+Composed of separate tensor operations it makes several passes over memory, and the
+``torch._foreach_*`` versions also allocate fresh intermediates every step, whose page faults
+dominate on CPU. ``torch._fused_adamw_`` reads and writes each element once, and with
+
+* ``beta1 = 0``: the first moment becomes :math:`m = g` exactly, because ``exp_avg`` *is* the
+  gradient tensor, so the kernel's ``lerp(m, g, 1)`` reads two equal numbers and stores g back
+  (``m + 1\cdot(g - m)`` and ``g - 0\cdot(g - m)`` both give g for a finite g);
+* ``beta2 = beta``: :math:`v \leftarrow \beta v + (1-\beta) g^2`, LAM's average;
+* step count :math:`+\infty` when there is no bias correction, so :math:`1 - \beta^t = 1` and
+  :math:`1 - 0^t = 1` (the true step count otherwise, giving LAM's :math:`v/(1-\beta^t)`);
+* ``maximize`` as a negative learning rate and weight decay (so :math:`1 - \eta\lambda` is unchanged),
+  because the kernel's own ``maximize`` would negate g before storing it into ``exp_avg`` = the grad;
+
+the kernel computes :math:`w \leftarrow (1-\eta\lambda) w - \eta\, g / (\sqrt{v} + \epsilon)`, LAM's
+update, in one pass (it also stores g over itself, so 24 bytes move per parameter rather than 20).
+A gradient that is inf or nan is overwritten with nan (the step is nan either way).
+
+Tensors the kernel cannot take (not contiguous, a gradient that requires grad, dtypes other
+than float16/bfloat16/float32/float64) and small tensors go through the ``fallback`` path (the
+foreach one). Small means under ``MIN_FUSED_NUMEL`` elements on CPU: the CPU kernel always opens a
+parallel region, which costs more than the arithmetic on a small tensor and, when the cores are
+shared with other processes, can stall for a scheduler time slice (milliseconds), while ordinary
+element-wise ops run such tensors on the calling thread.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+from torch.optim.optimizer import Optimizer
+
+_FUSED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_FUSED_DEVICES = ("cpu", "cuda")
+#: on CPU, tensors smaller than this go to the fallback (torch's own grain size for going parallel)
+MIN_FUSED_NUMEL = 32768
+
+
+def fused_supported(params: list[Tensor], *, eps_inside_sqrt: bool = False) -> bool:
+    """Whether the fused kernel exists for these parameters' devices and the options (eps outside)."""
+    return (not eps_inside_sqrt and hasattr(torch, "_fused_adamw_")
+            and all(p.device.type in _FUSED_DEVICES for p in params))
+
+
+def _fusable(param: Tensor, grad: Tensor, square_avg: Tensor) -> bool:
+    return ((param.numel() >= MIN_FUSED_NUMEL or not param.is_cpu) and param.dtype in _FUSED_DTYPES and grad.dtype == param.dtype == square_avg.dtype
+            and param.is_contiguous() and grad.is_contiguous() and square_avg.is_contiguous()
+            and not grad.requires_grad and grad.device == param.device)
+
+
+def _fused_lam(params: list[Tensor], grads: list[Tensor], square_avgs: list[Tensor], state_steps: list[Tensor],
+               *, lr: float, beta: float, eps: float, weight_decay: float, bias_correction: bool,
+               maximize: bool, fallback: Callable[..., None]) -> None:
+    fused: tuple[list[Tensor], ...] = ([], [], [], [])
+    rest: tuple[list[Tensor], ...] = ([], [], [], [])
+    for param, grad, square_avg, step in zip(params, grads, square_avgs, state_steps):
+        if torch.is_complex(param):
+            param, grad, square_avg = (torch.view_as_real(t) for t in (param, grad, square_avg))
+        target = fused if _fusable(param, grad, square_avg) else rest
+        for tensors, t in zip(target, (param, grad, square_avg, step)):
+            tensors.append(t)
+    sign = -1.0 if maximize else 1.0
+    if fused[0]:
+        grouped = Optimizer._group_tensors_by_device_and_dtype(list(fused))
+        for (device, _), ((device_params, device_grads, device_square_avgs, device_steps), _) in grouped.items():
+            device_params, device_grads = list(device_params), list(device_grads)
+            torch._foreach_add_(device_steps, 1)
+            if bias_correction:
+                kernel_steps = [s.to(device=device, dtype=torch.float32) for s in device_steps]
+            else:
+                kernel_steps = [torch.full((), math.inf, dtype=torch.float32, device=device)] * len(device_params)
+            torch._fused_adamw_(device_params, device_grads, device_grads, list(device_square_avgs), [],
+                                kernel_steps, lr=sign * lr, beta1=0.0, beta2=beta,
+                                weight_decay=sign * weight_decay, eps=eps, amsgrad=False, maximize=False)
+    if rest[0]:
+        fallback(*rest, lr=lr, beta=beta, eps=eps, weight_decay=weight_decay, bias_correction=bias_correction,
+                 maximize=maximize)
