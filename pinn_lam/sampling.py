@@ -34,6 +34,9 @@ def _check_method(method: str) -> str:
 
 
 def _engine(cls, k: int, rng: np.random.Generator):
+    # SciPy may draw from a generator through ``spawn``, which its ``bit_generator.state`` does
+    # not record; a fresh generator seeded from ours keeps every draw a function of that state
+    rng = np.random.default_rng(int(rng.integers(2**63)))
     try:
         return cls(d=k, scramble=True, rng=rng)
     except TypeError:  # SciPy < 1.15 names the argument `seed`

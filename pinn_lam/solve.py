@@ -160,7 +160,7 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
           output_dir: str | Path | None = None, checkpoint_every: int | None = None, resume: bool = False,
           params: dict[str, Any] | None = None, callback: Callable | None = None, progress: bool = False,
           lr_decay: float | None = None, weights: dict[str, float] | None = None,
-          figure: bool = True, **optimizer_options) -> Result:
+          figure: bool = True, reference_resolution: Any = None, **optimizer_options) -> Result:
     """Train a PINN on ``problem`` and measure it against the reference (and exact solution).
 
     Args:
@@ -178,6 +178,8 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
         checkpoint_every, resume: checkpoint period; continue from ``output_dir/checkpoint.pt``.
         params: the problem's parameters (with a name). callback: ``callback(TrainState) -> stop?``.
         progress: unused by the API (the command line draws the progress bar through ``callback``).
+        figure: write ``solution.png``/``.pdf`` to ``output_dir``.
+        reference_resolution: passed to ``problem.reference`` (``None``: the problem's default).
         **optimizer_options: passed to the optimizers (e.g. ``history_size`` for L-BFGS).
 
     Returns: a :class:`Result`. Raises :class:`~pinn_lam.errors.NonFiniteLossError` if the loss
@@ -214,7 +216,7 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
     phases = [Phase(name, n, None if name == "lbfgs" else config["lr"], opts) for name, n, opts
               in zip(names, config["iterations"], _phase_options(names, config["optimizer_options"]))]
     model, point_sampler, loss = build(problem, config)
-    reference = problem.reference()
+    reference = problem.reference(reference_resolution)
     grid_points, grid_values = reference.points(), np.asarray(reference.u, dtype=np.float64).reshape(-1)
     stride = max(1, len(grid_points) // EVAL_POINTS)
     eval_points, eval_values = grid_points[::stride], grid_values[::stride]
