@@ -119,7 +119,7 @@ def _gelu3(a: Tensor, s: Tensor, d1: Tensor, d2: Tensor) -> Tensor:
 #: the third derivative is only needed by the hand-written backward pass
 ACTIVATION_DERIVATIVES: dict[str, tuple[Callable[[Tensor], Triple],
                                         Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]]] = {
-    "tanh": (_tanh, lambda a, s, d1, d2: d1 * (6 * s * s - 2)),
+    "tanh": (_tanh, lambda a, s, d1, d2: (4 - 6 * d1) * d1),  # 6 s^2 - 2 = 4 - 6 (1 - s^2)
     "sin": (_sin, lambda a, s, d1, d2: -d1),
     "sigmoid": (_sigmoid, lambda a, s, d1, d2: d1 * (1 - 6 * s + 6 * s * s)),
     "softplus": (_softplus, _softplus3),
@@ -167,7 +167,8 @@ class _TaylorMLP(torch.autograd.Function):
 
     Inputs: ``(activation, cols, n2)``, the scaled points ``z`` (N, d), the input scales of the
     ``cols`` directions (n1,), then ``W_0, b_0, W_1, b_1, ...``. Directions ``cols[:n2]`` also
-    get second derivatives.
+    get second derivatives. Inside, each layer keeps the value ``h`` (N, w) apart from the
+    derivative rows ``D`` (n1 + n2, N, w), so that the bias rides in ``addmm``.
     """
 
     @staticmethod
@@ -179,26 +180,23 @@ class _TaylorMLP(torch.autograd.Function):
         # first layer: a' along e_i is the constant column scale_i W[:, i], and a'' = 0
         column = (weights[0][:, list(cols)] * scale).T  # (n1, w)
         a = torch.addmm(biases[0], z, weights[0].T)
-        s, d1, d2 = act(a)
-        rows = a.new_empty((1 + n1 + n2,) + a.shape)
-        rows[0] = s
-        torch.mul(d1, column[:, None], out=rows[1:1 + n1])
-        torch.mul(d2, column[:n2, None] ** 2, out=rows[1 + n1:])
-        saved = [z, scale, column, a, s, d1, d2]
+        h, d1, d2 = act(a)
+        rows = a.new_empty((n1 + n2,) + a.shape)
+        torch.mul(d1, column[:, None], out=rows[:n1])
+        torch.mul(d2, column[:n2, None] ** 2, out=rows[n1:])
+        saved = [z, scale, column, a, h, d1, d2]
         for weight, bias in zip(weights[1:-1], biases[1:-1]):
+            a = torch.addmm(bias, h, weight.T)
             pre = torch.matmul(rows, weight.T)  # one product for every direction
-            a = pre[0].add_(bias)
-            s, d1, d2 = act(a)
-            out = torch.empty_like(pre)
-            out[0] = s
-            torch.mul(pre[1:], d1, out=out[1:])  # sigma' a' and sigma' a''
-            first = pre[1:1 + n2]
-            out[1 + n1:].addcmul_(first * first, d2)  # + sigma'' a'^2
-            saved += [rows, pre, s, d1, d2]
-            rows = out
-        result = torch.matmul(rows, weights[-1].T)
-        result[0] += biases[-1]
-        saved.append(rows)
+            saved += [h, rows, a, pre]
+            h, d1, d2 = act(a)
+            rows = pre * d1  # sigma' a' and sigma' a''
+            first = pre[:n2]
+            rows[n1:].addcmul_(first * first, d2)  # + sigma'' a'^2
+            saved += [h, d1, d2]
+        value = torch.addmm(biases[-1], h, weights[-1].T)
+        result = torch.cat((value[None], torch.matmul(rows, weights[-1].T)))
+        saved += [h, rows]
         ctx.save_for_backward(*saved, *params)
         ctx.spec = spec
         ctx.depth = len(weights)
@@ -213,32 +211,37 @@ class _TaylorMLP(torch.autograd.Function):
         saved = ctx.saved_tensors
         params = saved[-2 * depth:]
         weights = params[0::2]
-        z, scale, column, a0, s0, d10, d20 = saved[:7]
-        hidden = [saved[7 + 5 * i: 12 + 5 * i] for i in range(depth - 2)]
-        last_rows = saved[7 + 5 * (depth - 2)]
+        z, scale, column, a0, h0, d10, d20 = saved[:7]
+        hidden = [saved[7 + 7 * i: 14 + 7 * i] for i in range(depth - 2)]
+        h, rows = saved[7 + 7 * (depth - 2): 9 + 7 * (depth - 2)]
         grads: list[Tensor | None] = [None] * (2 * depth)
-        grads[-2] = grad.flatten(0, 1).T @ last_rows.flatten(0, 1)
-        grads[-1] = grad[0].sum(0)
-        upstream = torch.matmul(grad, weights[-1])
+        g_value, g_rows = grad[0], grad[1:]
+        grads[-2] = torch.addmm(g_value.T @ h, g_rows.flatten(0, 1).T, rows.flatten(0, 1))
+        grads[-1] = g_value.sum(0)
+        up_value, up_rows = g_value @ weights[-1], torch.matmul(g_rows, weights[-1])
         for index in range(depth - 2, 0, -1):
-            rows, pre, s, d1, d2 = hidden[index - 1]
-            g_pre = torch.empty_like(pre)
-            torch.mul(upstream[1:], d1, out=g_pre[1:])
-            g_a = torch.addcmul(upstream[0] * d1, d2, (upstream[1:] * pre[1:]).sum(0))
+            h, rows, a, pre, s, d1, d2 = hidden[index - 1]
+            mixed = up_rows[0] * pre[0]  # sum over rows of upstream * pre-activation derivative
+            for r in range(1, n1 + n2):
+                mixed.addcmul_(up_rows[r], pre[r])
+            g_a = torch.addcmul(up_value * d1, d2, mixed)
             if n2:
-                first, g_second = pre[1:1 + n2], upstream[1 + n1:]
-                g_a.addcmul_(act3(pre[0], s, d1, d2), (g_second * first * first).sum(0))
-                g_pre[1:1 + n2].addcmul_(g_second * first, d2, value=2)
-            g_pre[0] = g_a
-            grads[2 * index] = g_pre.flatten(0, 1).T @ rows.flatten(0, 1)
+                first = pre[:n2]
+                second_first = up_rows[n1:] * first
+                g_a.addcmul_(act3(a, s, d1, d2), (second_first * first).sum(0))
+                g_pre = up_rows.mul_(d1)  # in place: up_rows is not needed any more
+                g_pre[:n2].addcmul_(second_first, d2, value=2)
+            else:
+                g_pre = up_rows.mul_(d1)
+            grads[2 * index] = torch.addmm(g_a.T @ h, g_pre.flatten(0, 1).T, rows.flatten(0, 1))
             grads[2 * index + 1] = g_a.sum(0)
-            upstream = torch.matmul(g_pre, weights[index])
-        g_first = upstream[1:1 + n1]
-        g_a = torch.addcmul(upstream[0] * d10, d20, (g_first * column[:, None]).sum(0))
+            up_value, up_rows = g_a @ weights[index], torch.matmul(g_pre, weights[index])
+        g_first = up_rows[:n1]
+        g_a = torch.addcmul(up_value * d10, d20, (g_first * column[:, None]).sum(0))
         g_column = (g_first * d10).sum(1)  # (n1, w)
         if n2:
-            g_second = upstream[1 + n1:]
-            g_a.addcmul_(act3(a0, s0, d10, d20), (g_second * column[:n2, None] ** 2).sum(0))
+            g_second = up_rows[n1:]
+            g_a.addcmul_(act3(a0, h0, d10, d20), (g_second * column[:n2, None] ** 2).sum(0))
             g_column[:n2].addcmul_(column[:n2], (g_second * d20).sum(1), value=2)
         g_weight = g_a.T @ z
         for rank, i in enumerate(cols):  # the columns' dependence on W_0
