@@ -5,6 +5,8 @@ means copying one module and adding it to ``_REGISTRY``.
 """
 from __future__ import annotations
 
+import inspect
+
 from pinn_lam.problem import Problem
 
 from .burgers import Burgers
@@ -26,4 +28,8 @@ def get(name: str, **params) -> Problem:
     key = str(name).lower()
     if key not in _REGISTRY:
         raise ValueError(f"unknown problem {name!r}; available: {', '.join(available())}")
+    allowed = list(inspect.signature(_REGISTRY[key]).parameters)
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {', '.join(unknown)} for {key}; allowed: {', '.join(allowed)}")
     return _REGISTRY[key](**params)

@@ -44,3 +44,14 @@ def check_resolution(value: Any, minimum: tuple[int, ...],
     if any(v < m for v, m in zip(value, minimum)):
         raise ValueError(f"resolution {tuple(value)} is too coarse; each entry must be >= {minimum}")
     return tuple(int(v) for v in value)
+
+
+def refined_intervals(probe_error: float, probe_intervals: int, *, order: float, target: float,
+                      minimum: int, maximum: int, multiple: int = 64) -> int:
+    r"""The number of intervals :math:`n` at which an error that was ``probe_error`` on
+    ``probe_intervals`` falls to ``target``, assuming it scales like :math:`n^{-\mathrm{order}}`:
+    rounded up to a ``multiple``, clipped to ``[minimum, maximum]``."""
+    if probe_error <= target:
+        return minimum
+    needed = probe_intervals * (probe_error / target) ** (1.0 / order)
+    return int(min(maximum, max(minimum, multiple * math.ceil(needed / multiple))))

@@ -94,3 +94,15 @@ def test_bad_parameters_raise_value_error(kwargs, message):
 def test_bad_resolution_raises_value_error(resolution, tmp_path):
     with pytest.raises(ValueError, match="resolution"):
         Heat().reference(resolution, cache_dir=tmp_path)
+
+
+def test_automatic_resolution_keeps_other_parameters_within_1e_5(tmp_path):
+    assert Heat().auto_resolution() == (512, 512)
+    heat = Heat(alpha=0.2, modes=((2, 1.0), (5, -0.3)))
+    n, _ = heat.auto_resolution()
+    assert n > 512
+    ref = heat.reference(cache_dir=tmp_path)
+    assert ref.info["resolution"] == [n, n] and ref.error_estimate <= 1e-5
+    points = np.random.default_rng(4).random((2000, 2))
+    exact = heat.exact(points)
+    assert np.linalg.norm(ref(points) - exact) / np.linalg.norm(exact) <= 1e-5

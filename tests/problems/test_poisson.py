@@ -90,3 +90,9 @@ def test_bad_parameters_raise_value_error(kwargs, message):
 def test_bad_resolution_raises_value_error(resolution, tmp_path):
     with pytest.raises(ValueError, match="resolution"):
         Poisson().reference(resolution, cache_dir=tmp_path)
+
+
+def test_automatic_resolution_follows_the_modes():
+    assert Poisson().auto_resolution() == (512, 512)
+    assert Poisson(modes=((1, 1, 1.0),)).auto_resolution()[0] < 512
+    assert Poisson(modes=((2, 3, 1.0),)).auto_resolution()[0] > 512

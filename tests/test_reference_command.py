@@ -1,0 +1,52 @@
+"""``pinn-lam reference``: argument parsing, printed time and error, figure files, the table."""
+import argparse
+import math
+
+import pytest
+
+from pinn_lam.commands import reference
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser()
+    reference.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_values_may_use_pi_and_tuples():
+    assert reference._value("0.01/pi") == pytest.approx(0.01 / math.pi, rel=1e-15)
+    assert reference._value("(64, 32)") == (64, 32)
+    assert reference._value("((1, 1.0), (4, 0.5))") == ((1, 1.0), (4, 0.5))
+    assert reference._value("-2*pi") == pytest.approx(-2 * math.pi)
+    assert reference._value("__import__('os')") == "__import__('os')"  # never evaluated
+    assert _parse(["burgers", "--param", "nu=0.1/pi"]).param == [("nu", pytest.approx(0.1 / math.pi))]
+
+
+def test_prints_time_and_error_and_draws_png_and_pdf(tmp_path, capsys):
+    args = _parse(["heat", "--resolution", "(16, 16)", "--cache-dir", str(tmp_path / "cache"),
+                   "--output", str(tmp_path / "figs"), "--param", "alpha=0.2"])
+    assert reference.run(args) == 0
+    out = capsys.readouterr().out
+    assert "reference computed in" in out and "estimated relative L2 error: " in out
+    assert sorted(p.suffix for p in (tmp_path / "figs").iterdir()) == [".pdf", ".png"]
+    assert reference.run(args) == 0
+    assert "loaded from cache" in capsys.readouterr().out
+
+
+def test_errors_are_value_errors_for_the_cli(tmp_path):
+    with pytest.raises(ValueError, match="give a PROBLEM"):
+        reference.run(_parse([]))
+    with pytest.raises(ValueError, match="allowed: nu"):
+        reference.run(_parse(["burgers", "--param", "alpha=1", "--no-plot"]))
+    with pytest.raises(ValueError, match="resolution"):
+        reference.run(_parse(["poisson", "--resolution", "2", "--no-plot", "--cache-dir", str(tmp_path)]))
+
+
+def test_table_lists_each_row_with_measured_numbers(monkeypatch):
+    monkeypatch.setattr(reference, "TABLE_ROWS", (("heat", {}),))
+    monkeypatch.setattr(reference, "published_burgers_error", lambda cache_dir=None: None)
+    table = reference.markdown_table().splitlines()
+    assert table[0].startswith("| Problem | Equation |") and table[1].startswith("|---")
+    cells = [c.strip() for c in table[2].strip("|").split("|")]
+    assert cells[0] == "heat" and "alpha=0.1" in cells[2] and "Crank-Nicolson" in cells[3]
+    assert float(cells[5]) < 1e-5 and float(cells[6]) > 0
