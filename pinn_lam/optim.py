@@ -6,8 +6,8 @@ update (they agree to ~1e-15 relative in float64; ``tests/test_optim.py`` holds 
 
 * ``_single_tensor_lam``: a for-loop over tensors, the readable ground truth;
 * ``_multi_tensor_lam``: ``torch._foreach_*`` kernels, the default on CUDA;
-* ``_fused_lam`` (``pinn_lam/optim_fused.py``): one pass over memory per tensor, the default on
-  CPU for the element-wise mode (see that module for how and why).
+* ``_fused_lam`` and ``_layerwise_lam`` (``pinn_lam/optim_fast.py``): as few passes over memory
+  as each mode allows, the defaults on CPU (see that module for how and why).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from torch.optim.optimizer import Optimizer, ParamsT, _get_scalar_dtype, _get_value
 
-from .optim_fused import _fused_lam, fused_supported
+from .optim_fast import _fused_lam, _layerwise_lam, fused_supported
 
 __all__ = ["LAM", "lam"]
 
@@ -43,9 +43,9 @@ def _check_options(lr, beta, eps, weight_decay, foreach=None, fused=None, layerw
         raise ValueError(f"Invalid weight_decay: {weight_decay} (must be finite and >= 0)")
     if foreach and fused:
         raise ValueError("Invalid combination: foreach=True and fused=True (choose at most one)")
-    if fused and (layerwise or eps_inside_sqrt):
-        raise ValueError("fused=True supports the element-wise mode with eps outside the square root only "
-                         f"(got layerwise={layerwise}, eps_inside_sqrt={eps_inside_sqrt})")
+    if fused and eps_inside_sqrt and not layerwise:
+        raise ValueError("fused=True needs eps outside the square root in the element-wise mode "
+                         "(got eps_inside_sqrt=True, layerwise=False)")
 
 
 class LAM(Optimizer):
@@ -88,7 +88,9 @@ class LAM(Optimizer):
         maximize: maximize the objective instead of minimizing it.
         foreach: ``True`` uses ``torch._foreach_*`` kernels, ``False`` the for-loop path;
             ``None`` picks the fastest correct path for the device (foreach on CUDA, fused on CPU).
-        fused: ``True`` uses the one-pass fused kernel (element-wise mode, eps outside the root).
+        fused: ``True`` uses the fewest passes over memory: one fused kernel per tensor in the
+            element-wise mode (eps outside the root only), a reduction and an axpy per tensor in
+            the layer-wise mode (CPU).
 
     Complex parameters are treated as their ``torch.view_as_real``; parameters whose ``grad``
     is ``None`` are skipped; sparse gradients raise ``RuntimeError``.
@@ -177,18 +179,16 @@ def default_implementation(params: list[Tensor], *, layerwise: bool = False,
                            eps_inside_sqrt: bool = False) -> str:
     """The path ``lam(foreach=None, fused=None)`` takes: ``"single"``, ``"foreach"`` or ``"fused"``.
 
-    Measured on CPU (``pinn-lam bench optimizer``): the foreach kernels allocate fresh
-    intermediates every step and lose to the for-loop; the fused pass is fastest where it applies.
-    Layer-wise mode needs no intermediates of parameter size, so the for-loop is already one pass
-    per reduction. On CUDA the foreach kernels launch few kernels for many tensors.
+    Measured on CPU (``pinn-lam bench optimizer``, docs/lam.md): the foreach kernels allocate
+    fresh intermediates every step and several passes over memory; the fused paths make one pass
+    (element-wise) or two (layer-wise). Element-wise LAM with eps inside the root has no fused
+    kernel and takes the for-loop. On CUDA the foreach kernels launch few kernels for many tensors.
     """
     if torch.jit.is_scripting() or not params:
         return "single"
     if all(p.device.type == "cuda" for p in params):
         return "foreach"
-    if not layerwise and fused_supported(params, eps_inside_sqrt=eps_inside_sqrt):
-        return "fused"
-    return "single"
+    return "fused" if fused_supported(params, layerwise=layerwise, eps_inside_sqrt=eps_inside_sqrt) else "single"
 
 
 def lam(params: list[Tensor], grads: list[Tensor], square_avgs: list[Tensor], state_steps: list[Tensor],
@@ -209,7 +209,10 @@ def lam(params: list[Tensor], grads: list[Tensor], square_avgs: list[Tensor], st
         raise RuntimeError("torch.jit.script is not supported with foreach=True")
     kwargs = dict(lr=lr, beta=beta, eps=eps, weight_decay=weight_decay, bias_correction=bias_correction,
                   maximize=maximize)
-    if path == "fused":
+    if path == "fused" and layerwise:
+        _layerwise_lam(params, grads, square_avgs, state_steps, eps_inside_sqrt=eps_inside_sqrt,
+                       fallback=_multi_tensor_lam, **kwargs)
+    elif path == "fused":
         _fused_lam(params, grads, square_avgs, state_steps, fallback=_multi_tensor_lam, **kwargs)
     else:
         implementation = _multi_tensor_lam if path == "foreach" else _single_tensor_lam

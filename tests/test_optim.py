@@ -10,18 +10,22 @@ import math
 import pytest
 import torch
 
-from pinn_lam import LAM, lam, optim_fused
+from pinn_lam import LAM, lam, optim_fast
 from pinn_lam.optim import default_implementation
 
 #: every implementation, as LAM keyword arguments (``None``: the default for the device)
 PATHS = {"single": dict(foreach=False), "foreach": dict(foreach=True), "fused": dict(fused=True), "default": {}}
-ELEMENTWISE_ONLY = {"fused"}
+
+
+def unsupported(name, options):
+    """fused=True has no element-wise kernel with eps inside the square root."""
+    return name == "fused" and options.get("eps_inside_sqrt") and not options.get("layerwise")
 
 
 @pytest.fixture(autouse=True)
 def fused_kernel_for_all_sizes(monkeypatch):
     """Send the small tensors of these tests through the fused kernel (on CPU it skips small ones)."""
-    monkeypatch.setattr(optim_fused, "MIN_FUSED_NUMEL", 1)
+    monkeypatch.setattr(optim_fast, "MIN_FUSED_NUMEL", 1)
 
 
 def reference_lam(w0, grads, *, lr, beta=0.9, eps=1e-8, weight_decay=0.0, bias_correction=False,
@@ -84,7 +88,7 @@ def test_every_path_follows_the_equations(options):
     w0, grads = torch.linspace(-1, 1, 6, dtype=torch.float64), gradient_sequence(5, 6)
     expected = reference_lam(w0.tolist(), [g.tolist() for g in grads], lr=0.05, **options)
     for name, path in PATHS.items():
-        if name in ELEMENTWISE_ONLY and (options["layerwise"] or options["eps_inside_sqrt"]):
+        if unsupported(name, options):
             continue
         w, _ = run_lam(w0, grads, lr=0.05, **options, **path)
         torch.testing.assert_close(w, torch.tensor(expected, dtype=torch.float64), rtol=0, atol=1e-13,
@@ -111,7 +115,7 @@ def test_foreach_and_fused_match_single_tensor_in_float64(options):
 
     reference = run(PATHS["single"])
     for name, path in PATHS.items():
-        if name in ELEMENTWISE_ONLY and (options["layerwise"] or options["eps_inside_sqrt"]):
+        if unsupported(name, options):
             continue
         for a, b in zip(reference, run(path)):
             torch.testing.assert_close(b, a, rtol=0, atol=1e-12, msg=name)
@@ -170,8 +174,6 @@ def test_complex_parameters_behave_like_their_view_as_real():
     z0 = torch.randn(5, dtype=torch.complex128, generator=generator)
     grads = [torch.randn(5, dtype=torch.complex128, generator=generator) for _ in range(4)]
     for layerwise, (name, path) in itertools.product([False, True], PATHS.items()):
-        if name in ELEMENTWISE_ONLY and layerwise:
-            continue
         z, _ = run_lam(z0, grads, lr=0.1, layerwise=layerwise, **path)
         r, _ = run_lam(torch.view_as_real(z0), [torch.view_as_real(g) for g in grads], lr=0.1,
                        layerwise=layerwise, foreach=False)
@@ -188,7 +190,7 @@ def test_fused_path_leaves_the_gradient_unchanged():
 
 
 def test_fused_path_mixes_kernel_for_large_and_foreach_for_small_tensors(monkeypatch):
-    monkeypatch.setattr(optim_fused, "MIN_FUSED_NUMEL", 1000)
+    monkeypatch.setattr(optim_fast, "MIN_FUSED_NUMEL", 1000)
     calls = []
     monkeypatch.setattr(torch, "_fused_adamw_", lambda params, *a, _k=torch._fused_adamw_, **kw: (
         calls.append([p.numel() for p in params]), _k(params, *a, **kw)))
@@ -210,10 +212,11 @@ def test_fused_path_mixes_kernel_for_large_and_foreach_for_small_tensors(monkeyp
     assert calls == [[5000, 1000]] * 3
 
 
-def test_default_path_is_fused_on_cpu_for_elementwise_and_single_for_layerwise():
+def test_default_path_on_cpu_is_fused_except_elementwise_with_eps_inside_the_root():
     params = [torch.zeros(3)]
     assert default_implementation(params) == "fused"
-    assert default_implementation(params, layerwise=True) == "single"
+    assert default_implementation(params, layerwise=True) == "fused"
+    assert default_implementation(params, layerwise=True, eps_inside_sqrt=True) == "fused"
     assert default_implementation(params, eps_inside_sqrt=True) == "single"
 
 
@@ -348,8 +351,7 @@ def test_parameters_without_gradient_are_skipped():
     (dict(beta=-0.5), "Invalid beta: -0.5"),
     (dict(lr="fast"), "Invalid learning rate: 'fast'"),
     (dict(foreach=True, fused=True), "foreach=True and fused=True"),
-    (dict(fused=True, layerwise=True), "fused=True supports the element-wise mode"),
-    (dict(fused=True, eps_inside_sqrt=True), "fused=True supports the element-wise mode"),
+    (dict(fused=True, eps_inside_sqrt=True), "fused=True needs eps outside the square root"),
 ])
 def test_invalid_options_raise_value_error_naming_the_value(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -441,7 +443,7 @@ class TestCuda:
         w0, grads = torch.linspace(-1, 1, 1000, dtype=torch.float64), gradient_sequence(5, 1000)
         reference, _ = run_lam(w0, grads, lr=0.05, **options, foreach=False)
         for name, path in PATHS.items():
-            if name in ELEMENTWISE_ONLY and (options["layerwise"] or options["eps_inside_sqrt"]):
+            if unsupported(name, options):
                 continue
             w, optimizer = run_lam(w0.cuda(), [g.cuda() for g in grads], lr=0.05, **options, **path)
             assert w.is_cuda

@@ -1,6 +1,7 @@
-r"""LAM's one-pass path: torch's fused AdamW kernel with :math:`\beta_1 = 0` and the first moment aliased to g.
+r"""LAM's fast paths (``fused=True``, and the CPU default): as few passes over memory as the mode allows.
 
-Why: an element-wise LAM step reads g, v, w and writes v, w (20 bytes per float32 parameter).
+**Element-wise mode**: torch's fused AdamW kernel with :math:`\beta_1 = 0` and the first moment
+aliased to g. Why: an element-wise LAM step reads g, v, w and writes v, w (20 bytes per float32 parameter).
 Composed of separate tensor operations it makes several passes over memory, and the
 ``torch._foreach_*`` versions also allocate fresh intermediates every step, whose page faults
 dominate on CPU. ``torch._fused_adamw_`` reads and writes each element once, and with
@@ -24,6 +25,12 @@ foreach one). Small means under ``MIN_FUSED_NUMEL`` elements on CPU: the CPU ker
 parallel region, which costs more than the arithmetic on a small tensor and, when the cores are
 shared with other processes, can stall for a scheduler time slice (milliseconds), while ordinary
 element-wise ops run such tensors on the calling thread.
+
+**Layer-wise mode** (CPU tensors): the state is one number per tensor, so after one reduction pass
+(:math:`\sum g^2` as ``torch.dot(g, g)``, which reads g once) the step size is a Python float and
+the update is one ``w.add_(g, alpha=...)`` pass (read g and w, write w): 16 bytes per float32
+parameter and no temporaries. It calls ``.item()``, a host sync on accelerators, so tensors not on
+the CPU go through the ``fallback`` (foreach) path instead.
 """
 from __future__ import annotations
 
@@ -40,10 +47,10 @@ _FUSED_DEVICES = ("cpu", "cuda")
 MIN_FUSED_NUMEL = 32768
 
 
-def fused_supported(params: list[Tensor], *, eps_inside_sqrt: bool = False) -> bool:
-    """Whether the fused kernel exists for these parameters' devices and the options (eps outside)."""
-    return (not eps_inside_sqrt and hasattr(torch, "_fused_adamw_")
-            and all(p.device.type in _FUSED_DEVICES for p in params))
+def fused_supported(params: list[Tensor], *, layerwise: bool = False, eps_inside_sqrt: bool = False) -> bool:
+    """Whether ``fused=True`` can run these options (element-wise needs eps outside the root)."""
+    return layerwise or (not eps_inside_sqrt and hasattr(torch, "_fused_adamw_")
+                         and all(p.device.type in _FUSED_DEVICES for p in params))
 
 
 def _fusable(param: Tensor, grad: Tensor, square_avg: Tensor) -> bool:
@@ -79,3 +86,33 @@ def _fused_lam(params: list[Tensor], grads: list[Tensor], square_avgs: list[Tens
     if rest[0]:
         fallback(*rest, lr=lr, beta=beta, eps=eps, weight_decay=weight_decay, bias_correction=bias_correction,
                  maximize=maximize)
+
+
+def _layerwise_lam(params: list[Tensor], grads: list[Tensor], square_avgs: list[Tensor], state_steps: list[Tensor],
+                   *, lr: float, beta: float, eps: float, weight_decay: float, bias_correction: bool,
+                   eps_inside_sqrt: bool, maximize: bool, fallback: Callable[..., None]) -> None:
+    step_lr = lr if maximize else -lr
+    rest: tuple[list[Tensor], ...] = ([], [], [], [])
+    for param, grad, square_avg, step in zip(params, grads, square_avgs, state_steps):
+        if not (param.is_cpu and grad.is_cpu and square_avg.is_cpu):
+            for tensors, t in zip(rest, (param, grad, square_avg, step)):
+                tensors.append(t)
+            continue
+        if torch.is_complex(param):
+            param, grad = torch.view_as_real(param), torch.view_as_real(grad)
+        step += 1
+        flat = grad.reshape(-1)
+        if flat.dtype in (torch.float32, torch.float64):
+            sum_of_squares = torch.dot(flat, flat).item()
+        else:  # CPU dot has no half-precision kernels
+            sum_of_squares = torch.linalg.vector_norm(flat, dtype=torch.float32).item() ** 2
+        square_avg.mul_(beta).add_((1 - beta) * sum_of_squares / flat.numel())
+        v = square_avg.item() / (1 - beta ** step.item()) if bias_correction else square_avg.item()
+        denom = math.sqrt(v + eps) if eps_inside_sqrt else math.sqrt(v) + eps
+        if weight_decay != 0:
+            param.mul_(1 - lr * weight_decay)
+        # denom = 0 only for an all-zero gradient with eps = 0: alpha = inf makes the 0/0 a nan, as elsewhere
+        param.add_(grad, alpha=step_lr / denom if denom else math.inf)
+    if rest[0]:
+        fallback(*rest, lr=lr, beta=beta, eps=eps, weight_decay=weight_decay, bias_correction=bias_correction,
+                 layerwise=True, eps_inside_sqrt=eps_inside_sqrt, maximize=maximize, has_complex=True)
