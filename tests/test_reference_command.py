@@ -22,6 +22,7 @@ def test_values_may_use_pi_and_tuples():
     assert _parse(["burgers", "--param", "nu=0.1/pi"]).param == [("nu", pytest.approx(0.1 / math.pi))]
 
 
+@pytest.mark.slow
 def test_prints_time_and_error_and_draws_png_and_pdf(tmp_path, capsys):
     args = _parse(["heat", "--resolution", "(16, 16)", "--cache-dir", str(tmp_path / "cache"),
                    "--output", str(tmp_path / "figs"), "--param", "alpha=0.2"])
