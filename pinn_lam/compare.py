@@ -214,10 +214,34 @@ def default_workers(n_runs: int) -> int:
     return max(1, min(cores, n_runs))
 
 
-def _init_worker(threads: int) -> None:
+def warm_up(specs: Sequence[RunSpec]) -> None:
+    """Train each distinct optimizer of ``specs`` for 2 iterations, untimed.
+
+    A fresh process pays a one-off cost on its first training steps (about 4 s measured here:
+    lazy initialisation in torch and the libraries), which would otherwise be charged to
+    whichever run a worker happens to start with and skew the wall-time comparison.
+    """
+    from .solve import solve
+
+    seen = set()
+    for spec in specs:
+        if spec.label in seen:
+            continue
+        seen.add(spec.label)
+        optimizer, options = resolve_label(spec.label)
+        try:
+            solve(spec.problem, optimizer=optimizer, iterations=2, lr=spec.lr, seed=spec.seed, preset=spec.preset,
+                  params=dict(spec.params) or None, **dict(spec.solve_options), **options)
+        except Exception:  # noqa: BLE001 - a warm-up must never stop the comparison; the run reports errors
+            pass
+
+
+def _init_worker(threads: int, warm: Sequence[RunSpec], run: Callable) -> None:
     import torch
 
     torch.set_num_threads(max(1, threads))
+    if run is execute:
+        warm_up(warm)
 
 
 def run_comparison(specs: Iterable[RunSpec], output_dir: str | Path, *, workers: int | None = None,
@@ -256,13 +280,17 @@ def run_comparison(specs: Iterable[RunSpec], output_dir: str | Path, *, workers:
         if log:
             log(f"[{len(results)}/{len(specs)}] {describe(record)}")
 
+    # one warm-up per optimizer (on the first run that uses it)
+    warm = list({spec.label: spec for spec in reversed(todo)}.values())
     if workers == 1 or len(todo) <= 1:
+        if todo and run is execute:
+            warm_up(warm)
         for spec in todo:
             finish(spec, run(spec))
     else:
         cores = default_workers(10 ** 6)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                                 initializer=_init_worker, initargs=(max(1, cores // workers),)) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                                 initargs=(max(1, cores // workers), warm, run)) as pool:
             futures = {pool.submit(run, spec): spec for spec in todo}
             for future in as_completed(futures):
                 finish(futures[future], future.result())
@@ -277,7 +305,8 @@ def describe(record: dict[str, Any]) -> str:
     if record.get("status") != "ok":
         return f"{head}: failed ({record.get('error')})"
     metrics = record.get("metrics", {})
-    error, seconds = metrics.get("rel_l2", math.nan), metrics.get("seconds", math.nan)
+    error = metrics.get("rel_l2", math.nan)
+    seconds = record["train_seconds"] if record.get("train_seconds") is not None else metrics.get("seconds", math.nan)
     return f"{head}: rel_l2 {error:.3g} after {metrics.get('iterations', '?')} iterations, {seconds:.1f} s"
 
 

@@ -107,8 +107,8 @@ def convergence_figure(records: Iterable[dict[str, Any]], *, x: str = "iteration
         if not any(drawn):
             ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center")
     axes[-1, 0].set_xlabel(AXIS_LABELS.get(x, x))
-    if groups:  # above the panels, where it hides no curve
-        fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside upper center", frameon=False,
+    if groups:  # below the panels, where it hides no curve
+        fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", frameon=False,
                    ncol=2 if len(groups) > 1 else 1)
     if title:
         fig.suptitle(title)
@@ -159,8 +159,9 @@ def lr_sensitivity_figure(records: Iterable[dict[str, Any]], *, title: str | Non
 
 def stiffness_figure(records: Iterable[dict[str, Any]], *, title: str | None = None):
     """(a) per-loss-term gradient norms :math:`\\|\\partial L_k/\\partial\\theta\\|` against iteration
-    (median over seeds; colour = optimizer, line style = term); (b) the loss Hessian's top
-    eigenvalue at the checkpoints where it was estimated (first seed of each optimizer)."""
+    (median over seeds; colour = optimizer, line style = term); (b) the loss Hessian's largest
+    eigenvalue at the checkpoints where it was estimated (first seed of each optimizer; log scale,
+    so a negative estimate, possible far from a minimum, is not drawn)."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
@@ -177,12 +178,13 @@ def stiffness_figure(records: Iterable[dict[str, Any]], *, title: str | None = N
             ax_g.plot(grid, median, color=style["color"], linestyle=TERM_STYLES.get(term, "-."))
         first = min(runs, key=lambda r: r["spec"]["seed"])
         x, y = curve(first["stiffness"], "iteration", "hessian_top")
+        x, y = x[y > 0], y[y > 0]
         if len(x):
-            ax_h.plot(x, np.abs(y), marker="o", markersize=3, label=display_name(label), **style)
+            ax_h.plot(x, y, marker="o", markersize=3, label=display_name(label), **style)
     for ax in (ax_g, ax_h):
         ax.set_yscale("log")
     ax_g.set_ylabel("gradient norm $\\|\\nabla_\\theta L_k\\|$")
-    ax_h.set_ylabel("Hessian top $|\\lambda_{\\max}|$")
+    ax_h.set_ylabel("Hessian $\\lambda_{\\max}$")
     ax_h.set_xlabel("iteration")
     handles = [Line2D([], [], color="k", linestyle=TERM_STYLES.get(t, "-."), label=f"$L_{{\\mathrm{{{t}}}}}$")
                for t in terms]

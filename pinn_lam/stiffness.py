@@ -59,39 +59,70 @@ def gradient_norms(terms: Mapping[str, Tensor], params: Iterable[Tensor]) -> dic
 
 @dataclass(frozen=True)
 class Eigenvalue:
-    """Result of :func:`hessian_top_eigenvalue`: the estimate, power steps taken, and whether the
-    relative change of the Rayleigh quotient fell below the tolerance."""
+    """Result of :func:`hessian_top_eigenvalue`: the estimate, Hessian-vector products used, and
+    whether every power iteration met its tolerance. ``dominant`` is the eigenvalue of largest
+    magnitude found on the way (equal to ``value`` unless that one is negative)."""
 
     value: float
     iterations: int
     converged: bool
+    dominant: float = math.nan
+
+
+def _power_iteration(hvp: Callable[[list[Tensor]], list[Tensor]], v: list[Tensor], shift: float,
+                     iterations: int, tol: float) -> tuple[float, int, bool]:
+    r"""Dominant eigenvalue of :math:`H - \mathrm{shift}\,I` from the unit start vector ``v``."""
+    estimate = math.nan
+    for step in range(1, iterations + 1):
+        w = [h - shift * x for h, x in zip(hvp(v), v)] if shift else hvp(v)
+        rayleigh = float(sum((a * b).sum() for a, b in zip(w, v)))
+        norm = float(torch.sqrt(sum(a.pow(2).sum() for a in w)))
+        if norm == 0.0:
+            return 0.0, step, True
+        previous, estimate = estimate, rayleigh
+        if abs(estimate - previous) <= tol * abs(estimate):
+            return estimate, step, True
+        v = [a / norm for a in w]
+    return estimate, iterations, False
 
 
 def hessian_top_eigenvalue(loss_fn: Callable[[], Tensor], params: Iterable[Tensor], *,
-                           iterations: int = 20, tol: float = 1e-3, seed: int = 0) -> Eigenvalue:
-    r"""The dominant eigenvalue of the loss Hessian :math:`H = \nabla^2_\theta L` by power iteration.
+                           iterations: int = 20, tol: float = 1e-3, seed: int = 0,
+                           which: str = "largest") -> Eigenvalue:
+    r"""The largest eigenvalue of the loss Hessian :math:`H = 
+abla^2_	heta L` by power iteration.
 
     Starting from a seeded Gaussian unit vector :math:`v_0`, repeat
 
-    .. math:: w = H v_k, \quad \lambda_k = v_k^\top w, \quad v_{k+1} = w / \|w\|
+    .. math:: w = H v_k, \quad \lambda_k = v_k^	op w, \quad v_{k+1} = w / \|w\|
 
-    where :math:`Hv = \nabla_\theta\big((\nabla_\theta L)^\top v\big)` is one double-backward pass
-    through the graph of :math:`\nabla_\theta L` (built once, reused). The Rayleigh quotient
-    :math:`\lambda_k` converges to the eigenvalue of largest magnitude at the rate
-    :math:`(\lambda_2/\lambda_1)^{2k}`; near a minimum of a PINN loss that is the largest positive
-    curvature, which bounds the stable step of gradient descent by :math:`2/\lambda_1`.
+    where :math:`Hv = 
+abla_	hetaig((
+abla_	heta L)^	op vig)` is one double-backward pass
+    through the graph of :math:`
+abla_	heta L` (built once, reused). The Rayleigh quotient
+    :math:`\lambda_k` converges to the eigenvalue :math:`\lambda_d` of largest *magnitude* at the
+    rate :math:`(\lambda_2/\lambda_d)^{2k}`. Away from a minimum that one can be negative (the loss
+    curves down more steeply than up); then, with ``which="largest"``, a second power iteration on
+    :math:`H - \lambda_d I` (whose eigenvalues :math:`\lambda_i - \lambda_d \ge 0` are led by
+    :math:`\lambda_{\max} - \lambda_d`) gives the largest algebraic eigenvalue
+    :math:`\lambda_{\max}`, the curvature that bounds the stable step of gradient descent,
+    :math:`\eta < 2/\lambda_{\max}`.
 
     Args:
         loss_fn: returns the scalar loss; called once.
-        params: the parameters :math:`\theta` (all of them form one vector).
-        iterations: at most this many Hessian-vector products.
+        params: the parameters :math:`	heta` (all of them form one vector).
+        iterations: at most this many Hessian-vector products per power iteration.
         tol: stop when :math:`|\lambda_k - \lambda_{k-1}| \le \mathrm{tol}\,|\lambda_k|`.
         seed: seeds the start vector (a CPU generator, so the estimate does not depend on device).
+        which: ``"largest"`` (algebraic) or ``"magnitude"`` (the dominant eigenvalue, one pass).
     """
     if iterations < 1:
         raise ValueError(f"iterations must be a positive integer, got {iterations!r}")
     if tol < 0:
         raise ValueError(f"tol must be non-negative, got {tol!r}")
+    if which not in ("largest", "magnitude"):
+        raise ValueError(f"which must be 'largest' or 'magnitude', got {which!r}")
     params = _trainable(params)
     loss = loss_fn()
     if loss.dim() != 0:
@@ -100,29 +131,26 @@ def hessian_top_eigenvalue(loss_fn: Callable[[], Tensor], params: Iterable[Tenso
     # a gradient that is None or constant has a zero Hessian block: it adds nothing to H v
     live = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
     if not live:
-        return Eigenvalue(0.0, 0, True)
-    generator = torch.Generator().manual_seed(int(seed))
-    v = [torch.randn(p.shape, generator=generator, dtype=torch.float64).to(p) for p in params]
-    norm = torch.sqrt(sum(x.pow(2).sum() for x in v))
-    v = [x / norm for x in v]
-    estimate = math.nan
-    for step in range(1, iterations + 1):
+        return Eigenvalue(0.0, 0, True, 0.0)
+
+    def hvp(v: list[Tensor]) -> list[Tensor]:
         hv = torch.autograd.grad([grads[i] for i in live], params, grad_outputs=[v[i] for i in live],
                                  retain_graph=True, allow_unused=True)
         if all(h is None for h in hv):
             # e.g. a custom autograd.Function marked once_differentiable (the derivative fast path)
             raise ValueError("the loss is not twice differentiable with respect to the parameters; "
                              "compute it without once-differentiable functions (PINNLoss(fast=False))")
-        hv = [torch.zeros_like(p) if h is None else h.detach() for h, p in zip(hv, params)]
-        rayleigh = float(sum((h * x).sum() for h, x in zip(hv, v)))
-        norm = float(torch.sqrt(sum(h.pow(2).sum() for h in hv)))
-        if norm == 0.0:
-            return Eigenvalue(0.0, step, True)
-        previous, estimate = estimate, rayleigh
-        if abs(estimate - previous) <= tol * abs(estimate):
-            return Eigenvalue(estimate, step, True)
-        v = [h / norm for h in hv]
-    return Eigenvalue(estimate, iterations, False)
+        return [torch.zeros_like(p) if h is None else h.detach() for h, p in zip(hv, params)]
+
+    generator = torch.Generator().manual_seed(int(seed))
+    v = [torch.randn(p.shape, generator=generator, dtype=torch.float64).to(p) for p in params]
+    norm = torch.sqrt(sum(x.pow(2).sum() for x in v))
+    v = [x / norm for x in v]
+    dominant, steps, converged = _power_iteration(hvp, v, 0.0, iterations, tol)
+    if which == "magnitude" or dominant >= 0:
+        return Eigenvalue(dominant, steps, converged, dominant)
+    gap, more, converged_gap = _power_iteration(hvp, v, dominant, iterations, tol)
+    return Eigenvalue(dominant + gap, steps + more, converged and converged_gap, dominant)
 
 
 def twice_differentiable(loss: Any) -> Any:
@@ -142,7 +170,8 @@ class StiffnessMonitor:
     :attr:`rows`. At the first call at or after each iteration in ``hessian_at`` and each training
     time in ``hessian_times`` (L-BFGS reports chunks of iterations) the row also gets
     ``hessian_top`` (:func:`hessian_top_eigenvalue` with ``power_iterations`` steps, seeded by
-    ``seed``). :meth:`finish` adds a last row for the trained model. ``time`` is the training time
+    ``seed``). :meth:`finish` adds a last row for the trained model (with ``hessian_top`` if any
+    checkpoint was asked for). ``time`` is the training time
     reported by ``solve`` *minus* the time spent here, so wall-time comparisons are not skewed by
     the diagnostics (:attr:`seconds` holds that overhead, :attr:`overhead` its running total by
     iteration). The callback never asks training to stop.
@@ -159,6 +188,7 @@ class StiffnessMonitor:
         self.every = int(every)
         self.hessian_at = sorted(int(i) for i in hessian_at)
         self.hessian_times = sorted(float(t) for t in hessian_times)
+        self.final_hessian = bool(self.hessian_at or self.hessian_times)
         self.power_iterations = power_iterations
         self.tol = tol
         self.seed = seed
@@ -210,12 +240,14 @@ class StiffnessMonitor:
         return False
 
     def finish(self) -> None:
-        """Record the model after the last iteration (with the Hessian) unless already recorded."""
+        """Record the model after the last iteration unless already recorded, with the Hessian
+        if any Hessian checkpoint was asked for."""
         if self._last is None:
             return
         iteration, time_s, model, loss = self._last
-        if self.rows and self.rows[-1]["iteration"] == iteration and "hessian_top" in self.rows[-1]:
+        last = self.rows[-1] if self.rows and self.rows[-1]["iteration"] == iteration else None
+        if last is not None and ("hessian_top" in last or not self.final_hessian):
             return
-        if self.rows and self.rows[-1]["iteration"] == iteration:
+        if last is not None:
             self.rows.pop()
-        self.record(iteration, time_s, model, loss, hessian=True)
+        self.record(iteration, time_s, model, loss, hessian=self.final_hessian)

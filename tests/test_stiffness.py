@@ -44,19 +44,24 @@ def test_hessian_top_eigenvalue_matches_dense_eigendecomposition():
     dominant = float(eigs[eigs.abs().argmax()])
     assert flat0.numel() == 31
 
-    result = hessian_top_eigenvalue(lambda: ((model(x) - y) ** 2).mean(), model.parameters(),
-                                    iterations=2000, tol=1e-13, seed=3)
+    fn = lambda: ((model(x) - y) ** 2).mean()  # noqa: E731
+    result = hessian_top_eigenvalue(fn, model.parameters(), iterations=2000, tol=1e-13, seed=3)
     assert result.converged
-    assert result.value == pytest.approx(dominant, rel=1e-8)
+    assert result.value == pytest.approx(float(eigs.max()), rel=1e-8)
+    magnitude = hessian_top_eigenvalue(fn, model.parameters(), iterations=2000, tol=1e-13, seed=3, which="magnitude")
+    assert magnitude.value == pytest.approx(dominant, rel=1e-8)
 
 
-def test_hessian_of_quadratic_is_its_matrix_and_negative_dominant_is_found():
-    # L = 1/2 w^T A w with eigenvalues {-5, 1, 2}: the dominant one is -5
+def test_largest_eigenvalue_is_found_behind_a_negative_dominant_one():
+    # L = 1/2 w^T A w with eigenvalues {-5, 1, 2}: the dominant one is -5, the largest 2
     q, _ = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
     a = q @ torch.diag(torch.tensor([-5.0, 1.0, 2.0], dtype=torch.float64)) @ q.T
     w = torch.ones(3, dtype=torch.float64, requires_grad=True)
-    result = hessian_top_eigenvalue(lambda: 0.5 * w @ a @ w, [w], iterations=200, tol=1e-12)
-    assert result.value == pytest.approx(-5.0, rel=1e-9)
+    result = hessian_top_eigenvalue(lambda: 0.5 * w @ a @ w, [w], iterations=500, tol=1e-13)
+    assert result.dominant == pytest.approx(-5.0, rel=1e-9)
+    assert result.value == pytest.approx(2.0, rel=1e-9) and result.converged
+    magnitude = hessian_top_eigenvalue(lambda: 0.5 * w @ a @ w, [w], iterations=500, tol=1e-13, which="magnitude")
+    assert magnitude.value == pytest.approx(-5.0, rel=1e-9)
 
 
 def test_hessian_start_vector_is_seeded():
@@ -65,7 +70,8 @@ def test_hessian_start_vector_is_seeded():
     fn = lambda: ((model(x) - y) ** 2).mean()  # noqa: E731
     a = hessian_top_eigenvalue(fn, model.parameters(), iterations=3, tol=0.0, seed=5)
     b = hessian_top_eigenvalue(fn, model.parameters(), iterations=3, tol=0.0, seed=5)
-    assert a == b and a.iterations == 3 and not a.converged
+    # the dominant eigenvalue here is negative: 3 steps for it, 3 for the shifted iteration
+    assert a == b and a.iterations == 6 and not a.converged and a.dominant < 0
 
 
 def test_linear_loss_has_zero_hessian():

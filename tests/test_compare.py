@@ -1,0 +1,154 @@
+"""The comparison runner: plans, resumable parallel runs, tables, and a tiny comparison end to end."""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+
+import pytest
+
+from pinn_lam.compare import (RunSpec, correct_history_times, load_result, plan, resolve_label, result_path,
+                              run_comparison)
+from pinn_lam.results_table import COLUMNS, summarize, time_to
+
+
+def fake_record(spec: RunSpec, error: float = 1e-3) -> dict:
+    history = [{"iteration": i, "time": 0.5 * i, "loss": 10.0 ** -i, "rel_l2": 10.0 ** -i} for i in range(4)]
+    return {"spec": spec.to_json(), "key": spec.key, "status": "ok", "error": None, "history": history,
+            "metrics": {"rel_l2": error, "seconds": 2.0, "iterations": 3}, "stiffness": [], "train_seconds": 1.5}
+
+
+def test_resolve_label_maps_variants_to_lam_options():
+    assert resolve_label("lam-bc") == ("lam", {"bias_correction": True})
+    assert resolve_label("lam-layerwise") == ("lam", {"layerwise": True})
+    assert resolve_label("lam+lbfgs") == ("lam+lbfgs", {})
+    with pytest.raises(ValueError, match="unknown optimizer 'adagrad'"):
+        resolve_label("adagrad")
+
+
+def test_run_spec_rejects_bad_budgets():
+    with pytest.raises(ValueError, match="iterations"):
+        RunSpec("heat", "lam", iterations=0)
+    with pytest.raises(ValueError, match="time limit"):
+        RunSpec("heat", "lam", time_limit=-1.0)
+    with pytest.raises(ValueError, match="learning rate"):
+        RunSpec("heat", "lam", lr=0.0)
+
+
+def test_plan_shares_runs_between_studies_and_diagnoses_first_seed_only():
+    p = plan("heat", optimizers=("lam", "adam", "lbfgs"), seeds=2, iterations=300, lrs=(1e-3, 1e-2), variants=True)
+    assert len(p.main) == 6 and len(p.lr) == 8 and len(p.variants) == 6
+    # lam/adam at the default lr 1e-3 are main runs (4), lam in variants too (2): 6 + 4 + 4 = 14 distinct
+    assert len(p.runs) == 14
+    lam0 = next(s for s in p.main if s.label == "lam" and s.seed == 0)
+    assert lam0.lr == 1e-3 and lam0 in p.lr and lam0 in p.variants
+    assert lam0.hessian_at == (0, 100, 200) and lam0.stiffness_every == 6
+    assert all(not s.hessian_at for s in p.main if s.seed == 1)
+    assert next(s for s in p.main if s.label == "lbfgs").lr is None
+    timed = plan("heat", optimizers=("lam",), seeds=1, time_limit=30.0)
+    assert timed.main[0].iterations is None and timed.main[0].hessian_times == (0.0, 10.0, 20.0)
+
+
+def test_key_depends_on_every_field():
+    a = RunSpec("heat", "lam", seed=0, iterations=10)
+    assert a.key == RunSpec("heat", "lam", seed=0, iterations=10).key
+    assert len({a.key, RunSpec("heat", "lam", seed=1, iterations=10).key, RunSpec("heat", "lam", iterations=11).key,
+                RunSpec("heat", "lam", iterations=10, params=(("alpha", 0.2),)).key}) == 4
+
+
+def test_resumed_comparison_skips_finished_runs(tmp_path):
+    specs = [RunSpec("heat", label, seed=seed, iterations=3) for label in ("lam", "adam") for seed in (0, 1)]
+    calls = []
+
+    def run(spec):
+        calls.append(spec.key)
+        return fake_record(spec)
+
+    first = run_comparison(specs, tmp_path, workers=1, run=run, log=None)
+    assert sorted(calls) == sorted(s.key for s in specs) and [r["key"] for r in first] == [s.key for s in specs]
+    assert not [p for p in (tmp_path / "runs").iterdir() if p.suffix != ".json"]  # no temporary files left
+    mtimes = {s.key: os.stat(result_path(tmp_path, s)).st_mtime_ns for s in specs}
+
+    # a killed comparison: one run never finished, another left a truncated file
+    result_path(tmp_path, specs[1]).unlink()
+    result_path(tmp_path, specs[2]).write_text('{"spec": ')
+    calls.clear()
+    second = run_comparison(specs, tmp_path, workers=1, run=run, log=None)
+    assert sorted(calls) == sorted([specs[1].key, specs[2].key])
+    for spec in (specs[0], specs[3]):
+        assert os.stat(result_path(tmp_path, spec)).st_mtime_ns == mtimes[spec.key]
+    assert [r["key"] for r in second] == [s.key for s in specs]
+
+    # a changed budget is a different run; --no-resume reruns everything
+    calls.clear()
+    run_comparison([RunSpec("heat", "lam", seed=0, iterations=4)], tmp_path, workers=1, run=run, log=None)
+    assert len(calls) == 1
+    calls.clear()
+    run_comparison(specs, tmp_path, workers=1, run=run, resume=False, log=None)
+    assert len(calls) == 4
+    assert load_result(tmp_path, specs[0])["metrics"]["rel_l2"] == 1e-3
+
+
+def test_history_times_lose_the_diagnostics_recorded_before_them():
+    history = [{"iteration": i, "time": t} for i, t in ((0, 0.0), (1, 1.0), (2, 3.0), (3, 4.5))]
+    # diagnostics after step to iteration 1 took 0.5 s, after iteration 2 another 1 s
+    out = correct_history_times(history, [(1, 0.5), (2, 1.5)])
+    assert [r["time"] for r in out] == [0.0, 1.0, 2.5, 3.0]
+
+
+def test_summary_medians_and_time_to_thresholds_by_hand():
+    def record(seed, errors, status="ok"):
+        history = [{"iteration": 10 * i, "time": float(i), "loss": 1.0, "rel_l2": e} for i, e in enumerate(errors)]
+        spec = {"problem": "heat", "case": "heat", "label": "lam", "lr": 1e-3, "seed": seed}
+        return {"spec": spec, "status": status, "history": history if status == "ok" else [],
+                "metrics": {"rel_l2": errors[-1], "iterations": 10 * (len(errors) - 1), "seconds": 4.0},
+                "train_seconds": 2.0}
+
+    records = [record(0, [1.0, 5e-3, 5e-4]), record(1, [1.0, 0.5, 8e-3, 2e-3]), record(2, [1.0, 2e-2]),
+               record(3, [1.0], status="failed")]
+    assert time_to(records[0]["history"], 1e-2) == 1.0 and time_to(records[2]["history"], 1e-2) == math.inf
+    (row,) = summarize(records)
+    assert (row["runs"], row["failed"]) == (4, 1)
+    assert row["rel_l2_median"] == pytest.approx(2e-3) and row["rel_l2_min"] == 5e-4 and row["rel_l2_max"] == 2e-2
+    # time to 1e-2: seeds 1.0, 2.0, inf, inf (failed) -> median inf; 2 of 4 reached
+    assert row["time_to_1e-2_s"] == math.inf and row["reached_1e-2"] == "2/4"
+    assert row["time_to_1e-3_s"] == math.inf and row["reached_1e-3"] == "1/4"
+    # iterations per second from the training seconds: 20/2, 30/2, 10/2 -> median 10
+    assert row["iterations_per_s"] == pytest.approx(10.0)
+    (row,) = summarize(records[:2])
+    assert row["time_to_1e-2_s"] == pytest.approx(1.5)
+
+
+@pytest.mark.slow
+def test_tiny_comparison_end_to_end_writes_figures_and_tables_and_resumes(tmp_path, capsys):
+    from pinn_lam.commands import compare
+
+    parser = argparse.ArgumentParser()
+    compare.add_arguments(parser)
+    argv = ["heat", "--optimizers", "lam,adam", "--seeds", "2", "--iterations", "6", "--preset", "quick",
+            "--eval-every", "2", "--workers", "2", "--n-collocation", "128", "--hessian-points", "1",
+            "--output", str(tmp_path)]
+    assert compare.run(parser.parse_args(argv)) == 0
+    runs = sorted((tmp_path / "runs").glob("*.json"))
+    assert len(runs) == 4
+    record = json.loads(runs[0].read_text())
+    assert record["status"] == "ok" and record["metrics"]["iterations"] == 6
+    assert record["history"][-1]["iteration"] == 6 and "rel_l2" in record["history"][-1]
+    assert all(row["grad_norm_pde"] > 0 for row in record["stiffness"])
+    with open(tmp_path / "results.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert tuple(rows[0]) == COLUMNS
+    assert sorted(r["optimizer"] for r in rows) == ["adam", "lam"] and all(r["runs"] == "2" for r in rows)
+    assert all(0 < float(r["rel_l2_median"]) < 2 for r in rows)
+    assert "| heat | lam | 0.001 |" in (tmp_path / "results.md").read_text()
+    for stem in ("convergence_iteration", "convergence_time", "stiffness"):
+        assert (tmp_path / f"{stem}.png").stat().st_size > 0 and (tmp_path / f"{stem}.pdf").stat().st_size > 0
+    hessians = [json.loads(p.read_text())["stiffness"] for p in runs]
+    assert sum(any("hessian_top" in row for row in s) for s in hessians) == 2  # seed 0 of each optimizer
+    mtimes = [p.stat().st_mtime_ns for p in runs]
+    capsys.readouterr()
+    assert compare.run(parser.parse_args(argv)) == 0
+    assert "resuming: 4 of 4 runs already finished" in capsys.readouterr().out
+    assert [p.stat().st_mtime_ns for p in runs] == mtimes
