@@ -40,10 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a problem parameter, e.g. nu=0.003/pi or 'modes=((1, 1.0),)' (repeatable)")
     parser.add_argument("--resolution", type=_value, default=None,
                         help="the solver's resolution (burgers: x-intervals; heat: NX,NT; poisson: N or NX,NY); "
-                             "default: the problem's own")
+                             "none: chosen from the parameters")
     parser.add_argument("--output", default="runs/reference", help="folder for the figure")
     parser.add_argument("--cache-dir", default=None,
-                        help="reference cache folder (default $PINN_LAM_CACHE or ~/.cache/pinn-lam)")
+                        help="reference cache folder (none: $PINN_LAM_CACHE, else ~/.cache/pinn-lam)")
     parser.add_argument("--fresh", action="store_true",
                         help="compute from scratch in a temporary cache (times the solver itself)")
     parser.add_argument("--no-plot", action="store_true", help="do not draw the figure")
@@ -114,7 +114,7 @@ def markdown_table() -> str:
             ref = problem.reference(cache_dir=folder)
             seconds = time.perf_counter() - start
             points = ref.points()
-            exact = problem.cole_hopf(points) if name == "burgers" else problem.exact(points)
+            exact = problem.exact(points)
             error = float(np.linalg.norm(ref(points) - exact) / np.linalg.norm(exact))
             shown = ", ".join(f"{k}={_short(v)}" for k, v in problem.parameters().items())
             lines.append(f"| {name} | {EQUATIONS[name]} | {shown} | {ref.method} | "
