@@ -27,9 +27,9 @@ shared with other processes, can stall for a scheduler time slice (milliseconds)
 element-wise ops run such tensors on the calling thread.
 
 **Layer-wise mode** (CPU tensors): the state is one number per tensor, so after one reduction pass
-(:math:`\sum g^2` as ``torch.dot(g, g)``, which reads g once) the step size is a Python float and
-the update is one ``w.add_(g, alpha=...)`` pass (read g and w, write w): 16 bytes per float32
-parameter and no temporaries. It calls ``.item()``, a host sync on accelerators, so tensors not on
+(:math:`\|g\|` of every tensor in one ``torch._foreach_norm``, which reads g once) the step size is a
+Python float and the update is one ``w.add_(g, alpha=...)`` pass (read g and w, write w): 16 bytes
+per float32 parameter and no temporaries. It calls ``.item()``, a host sync on accelerators, so tensors not on
 the CPU go through the ``fallback`` (foreach) path instead.
 """
 from __future__ import annotations
@@ -92,27 +92,26 @@ def _layerwise_lam(params: list[Tensor], grads: list[Tensor], square_avgs: list[
                    *, lr: float, beta: float, eps: float, weight_decay: float, bias_correction: bool,
                    eps_inside_sqrt: bool, maximize: bool, fallback: Callable[..., None]) -> None:
     step_lr = lr if maximize else -lr
+    on_cpu: tuple[list[Tensor], ...] = ([], [], [], [])
     rest: tuple[list[Tensor], ...] = ([], [], [], [])
     for param, grad, square_avg, step in zip(params, grads, square_avgs, state_steps):
-        if not (param.is_cpu and grad.is_cpu and square_avg.is_cpu):
-            for tensors, t in zip(rest, (param, grad, square_avg, step)):
-                tensors.append(t)
-            continue
         if torch.is_complex(param):
             param, grad = torch.view_as_real(param), torch.view_as_real(grad)
-        step += 1
-        flat = grad.reshape(-1)
-        if flat.dtype in (torch.float32, torch.float64):
-            sum_of_squares = torch.dot(flat, flat).item()
-        else:  # CPU dot has no half-precision kernels
-            sum_of_squares = torch.linalg.vector_norm(flat, dtype=torch.float32).item() ** 2
-        square_avg.mul_(beta).add_((1 - beta) * sum_of_squares / flat.numel())
-        v = square_avg.item() / (1 - beta ** step.item()) if bias_correction else square_avg.item()
-        denom = math.sqrt(v + eps) if eps_inside_sqrt else math.sqrt(v) + eps
-        if weight_decay != 0:
-            param.mul_(1 - lr * weight_decay)
-        # denom = 0 only for an all-zero gradient with eps = 0: alpha = inf makes the 0/0 a nan, as elsewhere
-        param.add_(grad, alpha=step_lr / denom if denom else math.inf)
+        target = on_cpu if param.is_cpu and grad.is_cpu and square_avg.is_cpu else rest
+        for tensors, t in zip(target, (param, grad, square_avg, step)):
+            tensors.append(t)
+    if on_cpu[0]:
+        norms = torch._foreach_norm(on_cpu[1])  # one reduction pass over every gradient
+        for param, grad, square_avg, step, norm in zip(*on_cpu, norms):
+            step += 1
+            v = beta * square_avg.item() + (1 - beta) * norm.item() ** 2 / grad.numel()
+            square_avg.fill_(v)
+            v_hat = v / (1 - beta ** step.item()) if bias_correction else v
+            denom = math.sqrt(v_hat + eps) if eps_inside_sqrt else math.sqrt(v_hat) + eps
+            if weight_decay != 0:
+                param.mul_(1 - lr * weight_decay)
+            # denom = 0 only for an all-zero gradient with eps = 0: alpha = inf makes the 0/0 a nan, as elsewhere
+            param.add_(grad, alpha=step_lr / denom if denom else math.inf)
     if rest[0]:
         fallback(*rest, lr=lr, beta=beta, eps=eps, weight_decay=weight_decay, bias_correction=bias_correction,
-                 layerwise=True, eps_inside_sqrt=eps_inside_sqrt, maximize=maximize, has_complex=True)
+                 layerwise=True, eps_inside_sqrt=eps_inside_sqrt, maximize=maximize)
