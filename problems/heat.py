@@ -29,7 +29,7 @@ from pinn_lam.problem import Condition, HardConstraint, Problem, Reference, Unit
 from ._validate import check_amplitude, check_mode_number, check_positive, check_resolution, refined_intervals
 
 #: bump when the reference solver changes, so old cache entries are not reused
-VERSION = "cn-1"
+VERSION = "cn-2"
 
 
 class Heat(Problem):
@@ -91,7 +91,8 @@ class Heat(Problem):
         """Crank–Nicolson on ``resolution = (nx, nt)`` (intervals in x, time steps; an int ``n``
         means ``(n, n)``; default ``None``: :meth:`auto_resolution`), cached on disk."""
         if resolution is None:
-            return cached_reference(self, "auto", VERSION, lambda: self._solve(*self.auto_resolution()),
+            return cached_reference(self, ["auto", self.target_error], VERSION,
+                                    lambda: self._solve(*self.auto_resolution()),
                                     cache_dir, interpolator=_interpolator)
         nx, nt = check_resolution(resolution, minimum=(8, 4), from_int=lambda n: (n, n))
         return cached_reference(self, [nx, nt], VERSION, lambda: self._solve(nx, nt), cache_dir,

@@ -30,7 +30,7 @@ from pinn_lam.problem import Condition, HardConstraint, Problem, Reference, Unit
 from ._validate import check_amplitude, check_mode_number, check_resolution, refined_intervals
 
 #: bump when the reference solver changes, so old cache entries are not reused
-VERSION = "5pt-1"
+VERSION = "5pt-2"
 
 
 class Poisson(Problem):
@@ -91,7 +91,8 @@ class Poisson(Problem):
         """The 5-point solution on ``resolution`` intervals per side (an int, or ``(nx, ny)``;
         default ``None``: :meth:`auto_resolution`), cached on disk."""
         if resolution is None:
-            return cached_reference(self, "auto", VERSION, lambda: self._solve(*self.auto_resolution()),
+            return cached_reference(self, ["auto", self.target_error], VERSION,
+                                    lambda: self._solve(*self.auto_resolution()),
                                     cache_dir, interpolator=_interpolator)
         nx, ny = check_resolution(resolution, minimum=(4, 4), from_int=lambda n: (n, n))
         return cached_reference(self, [nx, ny], VERSION, lambda: self._solve(nx, ny), cache_dir,
