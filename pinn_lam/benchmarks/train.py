@@ -1,0 +1,324 @@
+"""``pinn-lam bench train PROBLEM``: the PINN training step side by side, and the time to accuracy.
+
+Step time: DeepXDE's own Burgers configuration (network 2-20-20-20-1 with tanh and Glorot-normal
+weights; 2540 collocation, 80 boundary and 160 initial points; soft constraints; learning rate
+1e-3) is built three ways in one process: pinn-lam's loss with nested autograd derivatives,
+pinn-lam's loss with the forward-mode fast path (:mod:`pinn_lam.fastpath`), and DeepXDE itself
+(PyTorch backend) when it is installed (``pip install 'pinn-lam[bench]'``). After a warm-up,
+each takes ``--iterations`` steps per round, round after round with the order rotated, so that a
+slow spell on a shared machine hits all of them alike. The table gives the median wall and CPU
+(process) milliseconds per step and the ratio to DeepXDE (or to the autograd path without it).
+DeepXDE's time is that of its ``Model.train`` loop, which also evaluates the loss twice per call
+(about 1% at 100 steps per call).
+
+Time to accuracy (``--accuracy``): :func:`pinn_lam.solve` with the problem's defaults, stopped
+by a callback once the relative L2 error against the problem's reference reaches each of
+``--targets``; the seconds are the trainer's own clock (training plus its periodic error
+evaluation). ``--deepxde-recipe`` also runs DeepXDE's published Burgers recipe (Adam 15000
+steps, then L-BFGS) with the same error measurement (its own evaluation time subtracted); it
+takes minutes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+HELP = "time a PINN training step (autograd, fast path, DeepXDE) and the time to reach a relative L2 error"
+DESCRIPTION = __doc__
+
+#: DeepXDE's Burgers example: hidden layers, points per kind
+WIDTH, DEPTH = 20, 3
+N_DOMAIN, N_BOUNDARY, N_INITIAL = 2540, 80, 160
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("problem", nargs="?", default="burgers", help="problem to time (DeepXDE is compared on burgers only)")
+    parser.add_argument("--optimizer", choices=("adam", "lam"), default="adam",
+                        help="pinn-lam's optimizer in the step (DeepXDE always uses its Adam)")
+    parser.add_argument("--iterations", type=int, default=100, help="steps per round and case")
+    parser.add_argument("--rounds", type=int, default=10, help="timed rounds (the median is reported)")
+    parser.add_argument("--warmup", type=int, default=30, help="untimed steps per case first")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-deepxde", action="store_true", help="skip DeepXDE even when it is installed")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time the fast-path loss under torch.compile (reports its warm-up)")
+    parser.add_argument("--accuracy", action="store_true", help="also measure pinn-lam's time to --targets")
+    parser.add_argument("--deepxde-recipe", action="store_true",
+                        help="also measure DeepXDE's recipe (Adam 15000 + L-BFGS) to --targets (minutes)")
+    parser.add_argument("--preset", default=None, help="pinn_lam.solve preset for --accuracy (default: the problem's defaults)")
+    parser.add_argument("--targets", type=float, nargs="+", default=[1e-2, 1e-3], help="relative L2 errors")
+    parser.add_argument("--time-limit", type=float, default=600.0, help="seconds per accuracy run")
+    parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+
+
+def _check(args: argparse.Namespace) -> None:
+    for name in ("iterations", "rounds"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be a positive integer, got {getattr(args, name)}")
+    if args.warmup < 0:
+        raise ValueError(f"--warmup must be >= 0, got {args.warmup}")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be a positive integer, got {args.threads}")
+    if not all(0 < t < 1 for t in args.targets):
+        raise ValueError(f"--targets must lie in (0, 1), got {args.targets}")
+    if not args.time_limit > 0:
+        raise ValueError(f"--time-limit must be positive seconds, got {args.time_limit}")
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def pinn_lam_step(problem, *, fast: bool, optimizer: str, device: torch.device, dtype: torch.dtype,
+                  seed: int, compile_loss: bool = False) -> tuple[Callable[[], Any], Any]:
+    """One training step of pinn-lam on DeepXDE's configuration, and its :class:`PINNLoss`."""
+    from ..losses import PINNLoss
+    from ..models import MLP
+    from ..optim import LAM
+
+    rng = np.random.default_rng(seed)
+    unit = lambda n, k: rng.random((n, k))  # noqa: E731 - the samplers' UnitSampler
+    low, high = (np.array(b, dtype=np.float64) for b in zip(*problem.bounds))
+    counts = {"ic": N_INITIAL, "bc": N_BOUNDARY}
+    points = {"pde": low + (high - low) * unit(N_DOMAIN, len(low))}
+    for name, condition in problem.conditions().items():
+        points[name] = condition.sample(counts.get(name, N_BOUNDARY), unit)
+    points = {k: torch.as_tensor(v, dtype=dtype, device=device) for k, v in points.items()}
+    model = MLP(len(problem.variables), 1, width=WIDTH, depth=DEPTH, activation="tanh", bounds=problem.bounds,
+                generator=torch.Generator().manual_seed(seed)).to(device=device, dtype=dtype)
+    loss = PINNLoss(problem, model, points, fast=fast)
+    evaluate = torch.compile(loss.loss) if compile_loss else loss.loss
+    opt = LAM(model.parameters(), lr=1e-3) if optimizer == "lam" else torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        total, _ = evaluate()
+        total.backward()
+        opt.step()
+
+    return step, loss
+
+
+def deepxde_model(nu: float) -> Any:
+    """DeepXDE's ``examples/pinn_forward/Burgers.py`` model, compiled with Adam at 1e-3, or ``None``."""
+    backend = os.environ.setdefault("DDE_BACKEND", "pytorch")
+    if backend != "pytorch":
+        print(f"DeepXDE skipped: DDE_BACKEND={backend!r}, the comparison needs 'pytorch'")
+        return None
+    try:
+        import deepxde as dde
+    except ImportError:
+        print("DeepXDE is not installed (pip install 'pinn-lam[bench]'); timing pinn-lam only")
+        return None
+    geometry = dde.geometry.GeometryXTime(dde.geometry.Interval(-1, 1), dde.geometry.TimeDomain(0, 0.99))
+
+    def pde(x, y):
+        dy_x = dde.grad.jacobian(y, x, i=0, j=0)
+        dy_t = dde.grad.jacobian(y, x, i=0, j=1)
+        dy_xx = dde.grad.hessian(y, x, i=0, j=0)
+        return dy_t + y * dy_x - nu * dy_xx
+
+    bc = dde.icbc.DirichletBC(geometry, lambda x: 0, lambda _, on_boundary: on_boundary)
+    ic = dde.icbc.IC(geometry, lambda x: -np.sin(np.pi * x[:, 0:1]), lambda _, on_initial: on_initial)
+    data = dde.data.TimePDE(geometry, pde, [bc, ic], num_domain=N_DOMAIN, num_boundary=N_BOUNDARY,
+                            num_initial=N_INITIAL)
+    model = dde.Model(data, dde.nn.FNN([2] + [WIDTH] * DEPTH + [1], "tanh", "Glorot normal"))
+    model.compile("adam", lr=1e-3)
+    return model
+
+
+def time_steps(cases: dict[str, Callable[[int], None]], *, iterations: int, rounds: int, warmup: int,
+               device: torch.device) -> dict[str, dict[str, float]]:
+    """Median wall and CPU milliseconds per step of each ``case(n)`` (which takes ``n`` steps),
+    timed in interleaved rounds with the order rotated every round."""
+    for run in cases.values():
+        if warmup:
+            run(warmup)
+    _synchronize(device)
+    names = list(cases)
+    wall: dict[str, list[float]] = {n: [] for n in names}
+    cpu: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            w, c = time.perf_counter(), time.process_time()
+            cases[name](iterations)
+            _synchronize(device)
+            wall[name].append((time.perf_counter() - w) * 1e3 / iterations)
+            cpu[name].append((time.process_time() - c) * 1e3 / iterations)
+    return {n: {"wall_ms": statistics.median(wall[n]), "cpu_ms": statistics.median(cpu[n]),
+                "wall_ms_min": min(wall[n])} for n in names}
+
+
+def peak_memory_mb(step: Callable[[], None]) -> float:
+    """Peak bytes allocated during one step on the CPU, from torch's profiler memory events
+    (allocations minus frees in time order), in MB."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    events = sorted((e for e in prof.events() if e.self_cpu_memory_usage != 0), key=lambda e: e.time_range.start)
+    total = top = 0
+    for event in events:
+        total += event.self_cpu_memory_usage
+        top = max(top, total)
+    return top / 1e6
+
+
+def time_to_accuracy(problem, targets: list[float], *, fast: bool, time_limit: float, seed: int,
+                     device: str | None, preset: str | None = None) -> dict[str, Any]:
+    """Seconds for :func:`pinn_lam.solve` (problem defaults, or ``preset``) to reach each target error."""
+    from ..solve import solve
+
+    reached: dict[str, float | None] = {f"{t:g}": None for t in targets}
+
+    def callback(state) -> bool:
+        error = state.last_error
+        for t in targets:
+            if error is not None and error <= t and reached[f"{t:g}"] is None:
+                reached[f"{t:g}"] = round(state.elapsed, 2)
+        return all(v is not None for v in reached.values())
+
+    result = solve(problem, seed=seed, fast=fast, device=device, preset=preset, eval_every=50,
+                   time_limit=time_limit, callback=callback, figure=False)
+    return {"seconds_to": reached, "final_rel_l2": result.metrics["rel_l2"], "seconds": result.metrics["seconds"],
+            "iterations": result.metrics["iterations"], "optimizer": result.config["optimizer"],
+            "dtype": result.config["dtype"], "stop": result.metrics["stop_reason"]}
+
+
+def deepxde_time_to_accuracy(problem, targets: list[float], *, time_limit: float, eval_every: int = 250) -> dict[str, Any]:
+    """DeepXDE's recipe (Adam 15000 steps at 1e-3, then L-BFGS) until every target is reached."""
+    model = deepxde_model(problem.nu)
+    if model is None:
+        return {}
+    import deepxde as dde
+
+    reference = problem.reference()
+    grid, values = reference.points(), np.asarray(reference.u, dtype=np.float64).reshape(-1)
+    reached: dict[str, float | None] = {f"{t:g}": None for t in targets}
+    clock = {"start": time.perf_counter(), "excluded": 0.0, "epoch": 0, "last": None}
+
+    class Measure(dde.callbacks.Callback):
+        def on_epoch_end(self) -> None:
+            clock["epoch"] += 1
+            if clock["epoch"] % eval_every and self.model.opt_name == "adam":
+                return
+            begin = time.perf_counter()
+            error = float(np.linalg.norm(self.model.predict(grid).reshape(-1) - values) / np.linalg.norm(values))
+            end = time.perf_counter()
+            clock["excluded"] += end - begin
+            elapsed = begin - clock["start"] - (clock["excluded"] - (end - begin))
+            clock["last"] = error
+            for t in targets:
+                if error <= t and reached[f"{t:g}"] is None:
+                    reached[f"{t:g}"] = round(elapsed, 2)
+            if all(v is not None for v in reached.values()) or elapsed > time_limit:
+                self.model.stop_training = True
+
+    model.train(iterations=15000, display_every=1000, verbose=0, callbacks=[Measure()])
+    if not model.stop_training:
+        model.compile("L-BFGS")
+        model.train(display_every=1000, verbose=0, callbacks=[Measure()])
+    seconds = time.perf_counter() - clock["start"] - clock["excluded"]
+    return {"seconds_to": reached, "final_rel_l2": clock["last"], "seconds": round(seconds, 2)}
+
+
+def machine() -> str:
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def run(args: argparse.Namespace) -> int:
+    _check(args)
+    import problems
+
+    problem = problems.get(args.problem)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtype = getattr(torch, args.dtype)
+    print(f"machine: {machine()}; device {device}, {args.dtype}")
+    print(f"configuration: {problem!r}, MLP 2-{'-'.join([str(WIDTH)] * DEPTH)}-1 tanh, {N_DOMAIN} domain + "
+          f"{N_BOUNDARY} boundary + {N_INITIAL} initial points, lr 1e-3")
+
+    def repeat(step: Callable[[], None]) -> Callable[[int], None]:
+        def steps_(n: int) -> None:
+            for _ in range(n):
+                step()
+        return steps_
+
+    steps: dict[str, Callable[[], None]] = {}
+    losses = {}
+    for label, fast in (("autograd", False), ("fast path", True)):
+        steps[f"pinn-lam {label} ({args.optimizer})"], losses[label] = pinn_lam_step(
+            problem, fast=fast, optimizer=args.optimizer, device=device, dtype=dtype, seed=args.seed)
+    if not losses["fast path"].fast:
+        print("note: the fast path does not support this model; both pinn-lam rows use autograd")
+    if args.compile:
+        step, _ = pinn_lam_step(problem, fast=True, optimizer=args.optimizer, device=device, dtype=dtype,
+                                seed=args.seed, compile_loss=True)
+        begin = time.perf_counter()
+        step()
+        _synchronize(device)
+        print(f"torch.compile warm-up (first step): {time.perf_counter() - begin:.1f} s")
+        steps[f"pinn-lam fast path + torch.compile ({args.optimizer})"] = step
+    cases = {name: repeat(step) for name, step in steps.items()}
+    dde_model = None
+    if not args.no_deepxde and args.problem == "burgers":
+        dde_model = deepxde_model(problem.nu)
+        if dde_model is not None:
+            if dde_model.net.linears[0].weight.device != device or dtype != torch.float32:
+                print("DeepXDE skipped: it runs float32 on its own default device here")
+                dde_model = None
+            else:
+                cases["DeepXDE (adam)"] = lambda n: dde_model.train(iterations=n, display_every=n, verbose=0)
+    timings = time_steps(cases, iterations=args.iterations, rounds=args.rounds, warmup=args.warmup, device=device)
+    base = "DeepXDE (adam)" if "DeepXDE (adam)" in timings else next(iter(timings))
+    print(f"\nstep time, median of {args.rounds} rounds x {args.iterations} steps (ratio to {base}):")
+    print(f"{'case':48s} {'wall ms':>9s} {'cpu ms':>9s} {'ratio wall':>11s} {'ratio cpu':>10s}")
+    for name, t in timings.items():
+        t["ratio_wall"] = t["wall_ms"] / timings[base]["wall_ms"]
+        t["ratio_cpu"] = t["cpu_ms"] / timings[base]["cpu_ms"]
+        print(f"{name:48s} {t['wall_ms']:9.3f} {t['cpu_ms']:9.3f} {t['ratio_wall']:11.2f} {t['ratio_cpu']:10.2f}")
+    results: dict[str, Any] = {"machine": machine(), "device": str(device), "dtype": args.dtype, "steps": timings}
+    if device.type == "cpu":
+        memory = {name: peak_memory_mb(steps[name]) for name in steps if "compile" not in name}
+        results["peak_memory_mb"] = memory
+        first = next(iter(memory))
+        print("\npeak memory of one step (torch profiler, CPU allocations):")
+        for name, mb in memory.items():
+            print(f"{name:48s} {mb:8.2f} MB  ({mb / memory[first]:.2f}x autograd)")
+    if args.accuracy:
+        results["accuracy"] = {}
+        for label, fast in (("pinn-lam fast path", True),):
+            print(f"\ntime to accuracy, {label}: pinn_lam.solve({args.problem!r}, preset={args.preset!r}) ...")
+            out = time_to_accuracy(args.problem, args.targets, fast=fast, time_limit=args.time_limit,
+                                   seed=args.seed, device=args.device, preset=args.preset)
+            results["accuracy"][label] = out
+            print(json.dumps(out))
+    if args.deepxde_recipe and args.problem == "burgers":
+        print("\ntime to accuracy, DeepXDE recipe (Adam 15000 + L-BFGS) ...")
+        out = deepxde_time_to_accuracy(problem, args.targets, time_limit=args.time_limit)
+        results.setdefault("accuracy", {})["DeepXDE recipe"] = out
+        print(json.dumps(out) if out else "DeepXDE not available")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+        print(f"wrote {args.json}")
+    return 0

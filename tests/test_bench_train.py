@@ -1,0 +1,89 @@
+"""``pinn-lam bench train``: a tiny run end to end, the interleaved timer, the memory probe."""
+import argparse
+import json
+
+import pytest
+import torch
+
+from pinn_lam.benchmarks import train
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on a shared 2-core machine two threads per process oversubscribe it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def parse(*argv):
+    parser = argparse.ArgumentParser()
+    train.add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+@pytest.mark.slow
+def test_tiny_benchmark_run_reports_every_case(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    args = parse("burgers", "--iterations", "2", "--rounds", "2", "--warmup", "1", "--no-deepxde",
+                 "--device", "cpu", "--json", str(out))
+    assert train.run(args) == 0
+    text = capsys.readouterr().out
+    assert "pinn-lam autograd (adam)" in text and "pinn-lam fast path (adam)" in text
+    results = json.loads(out.read_text())
+    steps = results["steps"]
+    assert set(steps) == {"pinn-lam autograd (adam)", "pinn-lam fast path (adam)"}
+    for timing in steps.values():
+        assert timing["wall_ms"] > 0 and timing["cpu_ms"] >= 0
+    assert steps["pinn-lam autograd (adam)"]["ratio_wall"] == 1.0  # the base without DeepXDE
+    memory = results["peak_memory_mb"]
+    # both paths hold at least the (2540, 20) float32 activations of three layers
+    assert all(mb > 3 * 2540 * 20 * 4 / 1e6 for mb in memory.values())
+    assert memory["pinn-lam fast path (adam)"] <= 1.5 * memory["pinn-lam autograd (adam)"]
+
+
+def test_pinn_lam_step_trains_on_deepxde_configuration():
+    import problems
+
+    step, loss = train.pinn_lam_step(problems.get("burgers"), fast=True, optimizer="lam",
+                                     device=torch.device("cpu"), dtype=torch.float32, seed=0)
+    assert loss.fast
+    assert {k: v.shape[0] for k, v in loss.points.items()} == {"pde": 2540, "ic": 160, "bc": 80}
+    before = float(loss()[0].detach())
+    for _ in range(30):
+        step()
+    assert float(loss()[0].detach()) < before
+
+
+def test_time_steps_interleaves_and_counts_steps():
+    calls = []
+    cases = {name: (lambda n, name=name: calls.append((name, n))) for name in ("a", "b", "c")}
+    timings = train.time_steps(cases, iterations=4, rounds=3, warmup=2, device=torch.device("cpu"))
+    assert calls[:3] == [("a", 2), ("b", 2), ("c", 2)]  # warm-up
+    assert [name for name, _ in calls[3:]] == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]  # rotated
+    assert all(n == 4 for _, n in calls[3:])
+    assert set(timings) == {"a", "b", "c"} and all(t["wall_ms"] >= 0 for t in timings.values())
+
+
+def test_peak_memory_sees_a_known_allocation():
+    def step():
+        block = torch.ones(1_000_000, dtype=torch.float32)  # 4 MB, freed at return
+        return float(block[0])
+
+    assert 3.9 <= train.peak_memory_mb(step) <= 4.5
+
+
+@pytest.mark.parametrize("argv, message", [(["--iterations", "0"], "--iterations"), (["--warmup", "-1"], "--warmup"),
+                                           (["--targets", "2"], "--targets"), (["--threads", "0"], "--threads")])
+def test_bad_options_raise_one_line_errors(argv, message):
+    with pytest.raises(ValueError, match=message):
+        train.run(parse("burgers", *argv))
+
+
+@pytest.mark.slow
+def test_deepxde_case_runs_when_installed():
+    pytest.importorskip("deepxde")
+    model = train.deepxde_model(0.01 / 3.141592653589793)
+    model.train(iterations=2, display_every=2, verbose=0)
+    assert model.train_state.step == 2
