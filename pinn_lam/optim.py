@@ -184,7 +184,7 @@ def default_implementation(params: list[Tensor], *, layerwise: bool = False,
     (element-wise) or two (layer-wise). Element-wise LAM with eps inside the root has no fused
     kernel and takes the for-loop. On CUDA the foreach kernels launch few kernels for many tensors.
     """
-    if torch.jit.is_scripting() or not params:
+    if not params:
         return "single"
     if all(p.device.type == "cuda" for p in params):
         return "foreach"
@@ -201,12 +201,13 @@ def lam(params: list[Tensor], grads: list[Tensor], square_avgs: list[Tensor], st
     (element-wise) or is a 0-d real tensor (``layerwise``); ``state_steps[i]`` is a 0-d tensor.
     """
     _check_options(lr, beta, eps, weight_decay, foreach, fused, layerwise, eps_inside_sqrt)
-    if foreach is None and fused is None:
-        path = default_implementation(params, layerwise=layerwise, eps_inside_sqrt=eps_inside_sqrt)
+    if fused:
+        path = "fused"
+    elif foreach is not None:
+        path = "foreach" if foreach else "single"
     else:
-        path = "fused" if fused else "foreach" if foreach else "single"
-    if path == "foreach" and torch.jit.is_scripting():
-        raise RuntimeError("torch.jit.script is not supported with foreach=True")
+        path = default_implementation(params, layerwise=layerwise, eps_inside_sqrt=eps_inside_sqrt)
+        path = "single" if path == "fused" and fused is False else path
     kwargs = dict(lr=lr, beta=beta, eps=eps, weight_decay=weight_decay, bias_correction=bias_correction,
                   maximize=maximize)
     if path == "fused" and layerwise:

@@ -146,10 +146,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tensors", type=int, default=20, help="number of tensors they are split into")
     parser.add_argument("--repeats", type=int, default=15, help="timed rounds (each times every optimizer once)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (default: torch's own choice)")
 
 
 def run(args: argparse.Namespace) -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    threads = getattr(args, "threads", None)
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"--threads must be >= 1 (got {threads})")
+        torch.set_num_threads(threads)  # this process is the benchmark: nothing else shares the setting
     result = measure(args.params, args.tensors, args.repeats, device)
     sample = [torch.empty(args.params // args.tensors, device=device)]
     print(f"optimizer.step() on {args.params:,} float32 parameters in {args.tensors} tensors, {device.type}: "
