@@ -160,3 +160,24 @@ def test_construction_is_cheap():
     for _ in range(100):
         Burgers(nu=0.02)
     assert time.perf_counter() - start < 0.05
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["burgers", "heat", "poisson"])
+def test_physics_runs_on_cuda_like_on_cpu(name):
+    import problems
+
+    problem = problems.get(name)
+    low = torch.tensor([b[0] for b in problem.bounds], dtype=torch.float64)
+    high = torch.tensor([b[1] for b in problem.bounds], dtype=torch.float64)
+    cpu = (low + (high - low) * torch.rand(64, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
+    values = {}
+    for device in ("cpu", "cuda"):
+        p = cpu.to(device).requires_grad_()
+        u = problem.exact_torch(p)
+        raw = torch.ones_like(u)
+        values[device] = [problem.residual(p, u), u, problem.output_transform()(p, raw)]
+    for a, b in zip(values["cpu"], values["cuda"]):
+        assert b.device.type == "cuda"
+        torch.testing.assert_close(b.cpu(), a, rtol=1e-9, atol=1e-9)
