@@ -87,3 +87,15 @@ def test_deepxde_case_runs_when_installed():
     model = train.deepxde_model(0.01 / 3.141592653589793)
     model.train(iterations=2, display_every=2, verbose=0)
     assert model.train_state.step == 2
+
+
+def test_torch_func_loss_equals_the_autograd_loss():
+    import problems
+
+    device, problem = torch.device("cpu"), problems.get("burgers")
+    _, loss = train.pinn_lam_step(problem, fast=False, optimizer="adam", device=device, dtype=torch.float64,
+                                  seed=0, points=64)
+    total_func, terms_func = train.func_loss(loss)()
+    total, terms = loss()
+    torch.testing.assert_close(terms_func["pde"], terms["pde"], rtol=1e-10, atol=1e-14)
+    torch.testing.assert_close(total_func, total, rtol=1e-10, atol=1e-14)

@@ -32,7 +32,9 @@ import numpy as np
 import torch
 
 HELP = "time a PINN training step (autograd, fast path, DeepXDE) and the time to reach a relative L2 error"
-DESCRIPTION = __doc__
+DESCRIPTION = ("Time one PINN training step on DeepXDE's Burgers configuration (2-20-20-20-1 tanh, 2540 + 80 + 160 "
+               "points, lr 1e-3) for pinn-lam's autograd path, its forward-mode fast path and DeepXDE (when "
+               "installed), interleaved in one process; optionally the wall time to reach relative L2 errors.")
 
 #: DeepXDE's Burgers example: hidden layers, points per kind
 WIDTH, DEPTH = 20, 3
@@ -48,11 +50,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=30, help="untimed steps per case first")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument("--width", type=int, default=WIDTH, help="hidden width (not DeepXDE's config: skips DeepXDE)")
+    parser.add_argument("--depth", type=int, default=DEPTH, help="hidden layers (not DeepXDE's config: skips DeepXDE)")
+    parser.add_argument("--points", type=int, default=N_DOMAIN, help="collocation points (other: skips DeepXDE)")
+    parser.add_argument("--hard", action="store_true", help="use the problem's hard constraint (skips DeepXDE)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-deepxde", action="store_true", help="skip DeepXDE even when it is installed")
     parser.add_argument("--compile", action="store_true",
                         help="also time the fast-path loss under torch.compile (reports its warm-up)")
+    parser.add_argument("--func", action="store_true",
+                        help="also time derivatives by torch.func (vmap of jacfwd and hessian)")
     parser.add_argument("--accuracy", action="store_true", help="also measure pinn-lam's time to --targets")
     parser.add_argument("--deepxde-recipe", action="store_true",
                         help="also measure DeepXDE's recipe (Adam 15000 + L-BFGS) to --targets (minutes)")
@@ -63,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
-    for name in ("iterations", "rounds"):
+    for name in ("iterations", "rounds", "width", "depth", "points"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be a positive integer, got {getattr(args, name)}")
     if args.warmup < 0:
@@ -81,9 +89,41 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def func_loss(loss) -> Callable[[], tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+    """``loss.loss`` with the PDE term's derivatives from ``torch.func`` (vmap of jacfwd and
+    hessian over the points) instead of nested autograd or the fast path."""
+    from torch.func import functional_call, hessian, jacfwd, vmap
+
+    problem, model = loss.problem, loss.model
+    variables = problem.variables
+
+    def pde_term() -> torch.Tensor:
+        points = loss.points["pde"]
+        params = dict(model.named_parameters())
+
+        def u_of(x: torch.Tensor) -> torch.Tensor:
+            return functional_call(model, params, (x[None],))[0, 0]
+
+        first = vmap(jacfwd(u_of))(points)  # (N, d)
+        second = vmap(hessian(u_of))(points) if any(len(k) == 2 for k in problem.derivatives) else None
+        d = {}
+        for key in problem.derivatives:
+            i = variables.index(key[0])
+            d[key] = first[:, i:i + 1] if len(key) == 1 else second[:, i, variables.index(key[1])].unsqueeze(1)
+        return problem.pde(points, model(points), d).square().mean()
+
+    def evaluate() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        terms = {name: pde_term() if name == "pde" else loss.condition_residual(name).square().mean()
+                 for name in loss.terms()}
+        return sum(loss.weights[n] * terms[n] for n in terms), terms
+
+    return evaluate
+
+
 def pinn_lam_step(problem, *, fast: bool, optimizer: str, device: torch.device, dtype: torch.dtype,
-                  seed: int, compile_loss: bool = False) -> tuple[Callable[[], Any], Any]:
-    """One training step of pinn-lam on DeepXDE's configuration, and its :class:`PINNLoss`."""
+                  seed: int, compile_loss: bool = False, use_func: bool = False, width: int = WIDTH, depth: int = DEPTH,
+                  points: int = N_DOMAIN, hard: bool = False) -> tuple[Callable[[], Any], Any]:
+    """One training step of pinn-lam (DeepXDE's configuration by default), and its :class:`PINNLoss`."""
     from ..losses import PINNLoss
     from ..models import MLP
     from ..optim import LAM
@@ -92,14 +132,18 @@ def pinn_lam_step(problem, *, fast: bool, optimizer: str, device: torch.device, 
     unit = lambda n, k: rng.random((n, k))  # noqa: E731 - the samplers' UnitSampler
     low, high = (np.array(b, dtype=np.float64) for b in zip(*problem.bounds))
     counts = {"ic": N_INITIAL, "bc": N_BOUNDARY}
-    points = {"pde": low + (high - low) * unit(N_DOMAIN, len(low))}
+    transform = problem.output_transform() if hard else None
+    covered = transform.covers if transform is not None else ()
+    samples = {"pde": low + (high - low) * unit(points, len(low))}
     for name, condition in problem.conditions().items():
-        points[name] = condition.sample(counts.get(name, N_BOUNDARY), unit)
-    points = {k: torch.as_tensor(v, dtype=dtype, device=device) for k, v in points.items()}
-    model = MLP(len(problem.variables), 1, width=WIDTH, depth=DEPTH, activation="tanh", bounds=problem.bounds,
-                generator=torch.Generator().manual_seed(seed)).to(device=device, dtype=dtype)
-    loss = PINNLoss(problem, model, points, fast=fast)
-    evaluate = torch.compile(loss.loss) if compile_loss else loss.loss
+        if name not in covered:
+            samples[name] = condition.sample(counts.get(name, N_BOUNDARY), unit)
+    samples = {k: torch.as_tensor(v, dtype=dtype, device=device) for k, v in samples.items()}
+    model = MLP(len(problem.variables), 1, width=width, depth=depth, activation="tanh", bounds=problem.bounds,
+                output_transform=transform, generator=torch.Generator().manual_seed(seed)).to(device=device, dtype=dtype)
+    loss = PINNLoss(problem, model, samples, fast=fast)
+    evaluate = func_loss(loss) if use_func else loss.loss
+    evaluate = torch.compile(evaluate) if compile_loss else evaluate
     opt = LAM(model.parameters(), lr=1e-3) if optimizer == "lam" else torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def step() -> None:
@@ -184,7 +228,7 @@ def time_to_accuracy(problem, targets: list[float], *, fast: bool, time_limit: f
     reached: dict[str, float | None] = {f"{t:g}": None for t in targets}
 
     def callback(state) -> bool:
-        error = state.last_error
+        error = state.rel_l2  # the latest evaluated error (every eval_every iterations)
         for t in targets:
             if error is not None and error <= t and reached[f"{t:g}"] is None:
                 reached[f"{t:g}"] = round(state.elapsed, 2)
@@ -254,8 +298,11 @@ def run(args: argparse.Namespace) -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = getattr(torch, args.dtype)
     print(f"machine: {machine()}; device {device}, {args.dtype}")
-    print(f"configuration: {problem!r}, MLP 2-{'-'.join([str(WIDTH)] * DEPTH)}-1 tanh, {N_DOMAIN} domain + "
-          f"{N_BOUNDARY} boundary + {N_INITIAL} initial points, lr 1e-3")
+    shape = dict(width=args.width, depth=args.depth, points=args.points, hard=args.hard)
+    deepxde_config = shape == dict(width=WIDTH, depth=DEPTH, points=N_DOMAIN, hard=False)
+    print(f"configuration: {problem!r}, MLP {len(problem.variables)}-{'-'.join([str(args.width)] * args.depth)}-1 tanh, "
+          f"{args.points} domain + condition points ({N_BOUNDARY} boundary, {N_INITIAL} initial), "
+          f"{'hard' if args.hard else 'soft'} constraints, lr 1e-3")
 
     def repeat(step: Callable[[], None]) -> Callable[[int], None]:
         def steps_(n: int) -> None:
@@ -267,20 +314,26 @@ def run(args: argparse.Namespace) -> int:
     losses = {}
     for label, fast in (("autograd", False), ("fast path", True)):
         steps[f"pinn-lam {label} ({args.optimizer})"], losses[label] = pinn_lam_step(
-            problem, fast=fast, optimizer=args.optimizer, device=device, dtype=dtype, seed=args.seed)
+            problem, fast=fast, optimizer=args.optimizer, device=device, dtype=dtype, seed=args.seed, **shape)
     if not losses["fast path"].fast:
         print("note: the fast path does not support this model; both pinn-lam rows use autograd")
     if args.compile:
         step, _ = pinn_lam_step(problem, fast=True, optimizer=args.optimizer, device=device, dtype=dtype,
-                                seed=args.seed, compile_loss=True)
+                                seed=args.seed, compile_loss=True, **shape)
         begin = time.perf_counter()
         step()
         _synchronize(device)
         print(f"torch.compile warm-up (first step): {time.perf_counter() - begin:.1f} s")
         steps[f"pinn-lam fast path + torch.compile ({args.optimizer})"] = step
+    if args.func:
+        steps[f"pinn-lam torch.func vmap ({args.optimizer})"], func = pinn_lam_step(
+            problem, fast=False, use_func=True, optimizer=args.optimizer, device=device, dtype=dtype,
+            seed=args.seed, **shape)
     cases = {name: repeat(step) for name, step in steps.items()}
     dde_model = None
-    if not args.no_deepxde and args.problem == "burgers":
+    if not args.no_deepxde and args.problem == "burgers" and not deepxde_config:
+        print("DeepXDE skipped: it is timed on its own configuration only")
+    if not args.no_deepxde and args.problem == "burgers" and deepxde_config:
         dde_model = deepxde_model(problem.nu)
         if dde_model is not None:
             if dde_model.net.linears[0].weight.device != device or dtype != torch.float32:
@@ -298,7 +351,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name:48s} {t['wall_ms']:9.3f} {t['cpu_ms']:9.3f} {t['ratio_wall']:11.2f} {t['ratio_cpu']:10.2f}")
     results: dict[str, Any] = {"machine": machine(), "device": str(device), "dtype": args.dtype, "steps": timings}
     if device.type == "cpu":
-        memory = {name: peak_memory_mb(steps[name]) for name in steps if "compile" not in name}
+        memory = {name: peak_memory_mb(steps[name]) for name in steps if "compile" not in name and "func" not in name}
         results["peak_memory_mb"] = memory
         first = next(iter(memory))
         print("\npeak memory of one step (torch profiler, CPU allocations):")
