@@ -232,7 +232,7 @@ class Trainer:
         total, terms = self.loss()
         values = {name: float(value.detach()) for name, value in terms.items()}
         values["loss"] = float(total.detach())
-        for name in ("loss", *terms):
+        for name in (*terms, "loss"):  # name the offending term before the total
             if not math.isfinite(values[name]):
                 phase = self.phases[min(self.phase_index, len(self.phases) - 1)].optimizer
                 where = "total" if name == "loss" else f"term {name!r}"
@@ -355,6 +355,7 @@ class Trainer:
         if self.dtype == torch.float32:
             self.events.append(f"{where}: {reason} in float32; continuing in float64")
             self._to_dtype(torch.float64)
+            self.lbfgs["failures"] = 0  # float64 gets its own restarts
         elif self.lbfgs["failures"] <= 2:
             self.events.append(f"{where}: {reason}; restarting L-BFGS without its history")
         else:

@@ -1,0 +1,83 @@
+"""Checkpoints: atomic, weights_only, and a killed run resumes bit-identically (CPU)."""
+import os
+
+import pytest
+import torch
+
+from pinn_lam.checkpoint import load_checkpoint, save_checkpoint
+from pinn_lam.solve import solve
+
+TINY = dict(width=10, depth=2, n_collocation=128, n_boundary=16, eval_every=10, figure=False,
+            reference_resolution=(32, 32), device="cpu", dtype="float64", params={"modes": [[1, 1.0]]})
+
+
+def test_save_and_load_round_trip_with_weights_only(tmp_path):
+    state = {"model": {"w": torch.arange(3.0)}, "history": [{"iteration": 0, "loss": 1.5}], "rng": {"state": 2**100}}
+    path = save_checkpoint(state, tmp_path / "sub" / "checkpoint.pt")
+    loaded = load_checkpoint(path)
+    assert torch.equal(loaded["model"]["w"], torch.arange(3.0)) and loaded["history"] == state["history"]
+    assert loaded["rng"]["state"] == 2**100
+    assert os.listdir(tmp_path / "sub") == ["checkpoint.pt"]  # no temporary file left behind
+
+
+def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path):
+    path = save_checkpoint({"iteration": 1}, tmp_path / "checkpoint.pt")
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        save_checkpoint({"iteration": 2, "bad": Unpicklable()}, path)
+    assert load_checkpoint(path)["iteration"] == 1
+    assert os.listdir(tmp_path) == ["checkpoint.pt"]
+
+
+def test_loading_garbage_or_nothing_gives_one_line_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(OSError, match="cannot read checkpoint"):
+        load_checkpoint(bad)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(1)}, other)
+    with pytest.raises(OSError, match="not a pinn-lam checkpoint"):
+        load_checkpoint(other)
+
+
+class Kill(Exception):
+    pass
+
+
+def _kill_at(iteration):
+    def callback(state):
+        if state.iteration >= iteration:
+            raise Kill()
+    return callback
+
+
+@pytest.mark.parametrize("kill_at", [17, 52])  # inside the LAM phase, inside the L-BFGS phase
+def test_killed_run_resumes_bit_identical(tmp_path, kill_at):
+    settings = dict(TINY, optimizer="lam+lbfgs", iterations=[30, 40], lr=1e-2, seed=3, checkpoint_every=10,
+                    resample_every=7)
+    full = solve("heat", output_dir=tmp_path / "full", **settings)
+    with pytest.raises(Kill):
+        solve("heat", output_dir=tmp_path / "killed", callback=_kill_at(kill_at), **settings)
+    saved = load_checkpoint(tmp_path / "killed" / "checkpoint.pt")
+    assert saved["iteration"] == 10 * (kill_at // 10)
+    resumed = solve("heat", output_dir=tmp_path / "killed", resume=True, **settings)
+    assert resumed.metrics["iterations"] == full.metrics["iterations"] == 70
+    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "time"} for r in rows]  # noqa: E731
+    assert strip(resumed.history) == strip(full.history)
+
+
+def test_resume_refuses_different_settings(tmp_path):
+    settings = dict(TINY, optimizer="adam", iterations=5, checkpoint_every=5)
+    solve("heat", output_dir=tmp_path, **settings)
+    with pytest.raises(ValueError, match="it was run with width=10"):
+        solve("heat", output_dir=tmp_path, resume=True, **dict(settings, width=12))
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        solve("heat", output_dir=tmp_path / "empty", resume=True, **settings)

@@ -1,0 +1,138 @@
+"""The trainer: phases, L-BFGS stop reasons and recovery, resampling, non-finite losses, callbacks."""
+import pytest
+import torch
+
+from pinn_lam import lbfgs
+from pinn_lam.errors import NonFiniteLossError
+from pinn_lam.losses import PINNLoss
+from pinn_lam.models import MLP
+from pinn_lam.sampling import PointSampler
+from pinn_lam.train import Phase, Trainer, parse_phases, split_iterations
+from problems import Heat
+
+
+def setup(dtype=torch.float64, n=128, seed=0, problem=None):
+    problem = problem or Heat(modes=((1, 1.0),))
+    model = MLP(2, width=12, depth=2, bounds=problem.bounds, output_transform=problem.output_transform(),
+                generator=torch.Generator().manual_seed(seed)).to(dtype)
+    sampler = PointSampler(problem, ("pde",), n_collocation=n, n_boundary=8, seed=seed)
+    points = {k: torch.as_tensor(v, dtype=dtype) for k, v in sampler.sample().items()}
+    return model, sampler, PINNLoss(problem, model, points)
+
+
+def test_parse_phases_and_split_iterations():
+    assert parse_phases("LAM+lbfgs") == ["lam", "lbfgs"]
+    assert split_iterations(7, ["lam", "lbfgs"]) == [4, 3]
+    assert split_iterations([5, 2], ["adam", "lbfgs"]) == [5, 2]
+    with pytest.raises(ValueError, match="unknown optimizer 'nadam'"):
+        parse_phases("lam+nadam")
+    with pytest.raises(ValueError, match="iterations must be positive"):
+        split_iterations(1, ["lam", "lbfgs"])
+    with pytest.raises(ValueError, match="2 iteration counts for 1 phases"):
+        split_iterations([3, 3], ["lam"])
+
+
+def test_phases_run_in_order_and_lower_the_loss():
+    model, sampler, loss = setup()
+    rows = []
+    trainer = Trainer(model, loss, [Phase("lam", 30, 1e-2), Phase("lbfgs", 20)], lr_decay=0.1,
+                      callback=lambda s: rows.append((s.iteration, s.phase)))
+    reason = trainer.run()
+    assert reason.startswith("lbfgs: budget spent") and trainer.iteration == 50
+    assert rows[0] == (1, "lam") and rows[29] == (30, "lam") and rows[-1] == (50, "lbfgs")
+    history = trainer.history
+    assert [r["iteration"] for r in history[:3]] == [0, 1, 2] and history[-1]["iteration"] == 50
+    lam_end = next(r["loss"] for r in history if r["iteration"] == 30)
+    assert history[-1]["loss"] < 0.1 * lam_end < 0.1 * history[0]["loss"]
+
+
+def test_learning_rate_decays_exponentially_within_a_phase():
+    model, sampler, loss = setup()
+    seen = []
+    trainer = Trainer(model, loss, [Phase("adam", 4, 1e-2)], lr_decay=0.01,
+                      callback=lambda s: seen.append(s.optimizer.param_groups[0]["lr"]))
+    trainer.run()
+    assert seen == pytest.approx([1e-2 * 0.01 ** (k / 4) for k in range(4)], rel=1e-12)
+
+
+def test_lbfgs_reports_convergence_on_a_quadratic():
+    w = torch.nn.Parameter(torch.tensor([3.0, -2.0], dtype=torch.float64))
+    optimizer = lbfgs.make_lbfgs([w])
+
+    def closure():
+        optimizer.zero_grad()
+        value = (w[0] - 1) ** 2 + 10 * (w[1] + 0.5) ** 2
+        value.backward()
+        return value
+
+    lbfgs.set_chunk(optimizer, 50)
+    optimizer.step(closure)
+    done = lbfgs.iterations_done(optimizer)
+    assert done < 50 and lbfgs.diagnose(optimizer, 50, done) == "converged"
+    torch.testing.assert_close(w.detach(), torch.tensor([1.0, -0.5], dtype=torch.float64))
+
+
+def test_float32_line_search_failure_continues_in_float64_then_restarts_then_stops():
+    model, sampler, loss = setup(dtype=torch.float32)
+    trainer = Trainer(model, loss, [Phase("lbfgs", 100)])
+    trainer._new_optimizer()
+    trainer.lbfgs["pending"] = "line search failed"
+    assert trainer._handle_lbfgs_failure() is False
+    assert trainer.dtype == torch.float64 and loss.points["pde"].dtype == torch.float64
+    assert "continuing in float64" in trainer.events[-1]
+    for k in range(2):
+        trainer.lbfgs["pending"] = "line search failed"
+        assert trainer._handle_lbfgs_failure() is False
+        assert "restarting L-BFGS" in trainer.events[-1]
+    trainer.lbfgs["pending"] = "line search failed"
+    assert trainer._handle_lbfgs_failure() is True
+    assert "stopping L-BFGS" in trainer.events[-1]
+
+
+def test_float32_lbfgs_run_ends_in_float64_or_budget_not_in_a_silent_stall():
+    model, sampler, loss = setup(dtype=torch.float32, n=64)
+    trainer = Trainer(model, loss, [Phase("lbfgs", 300)])
+    trainer.run()
+    # either it used the whole budget or it said why it stopped
+    text = " | ".join(trainer.events)
+    assert trainer.iteration == 300 or "converged" in text or "stopping L-BFGS" in text, text
+    if any("float64" in e for e in trainer.events):
+        assert trainer.dtype == torch.float64
+    # float32 alone stalls near 1e-6 here; carrying on in float64 goes far below
+    assert trainer.history[-1]["loss"] < 1e-6
+
+
+def test_resampling_draws_new_points_every_n_iterations():
+    model, sampler, loss = setup()
+    seen = []
+    trainer = Trainer(model, loss, [Phase("adam", 7, 1e-3)], sampler=sampler, resample_every=3,
+                      callback=lambda s: seen.append(s.loss.points["pde"][0].clone()))
+    trainer.run()
+    changed = [not torch.equal(a, b) for a, b in zip(seen, seen[1:])]
+    # points used in steps 1..7; new points for steps 4 and 7
+    assert changed == [False, False, True, False, False, True]
+
+
+def test_non_finite_loss_names_iteration_and_term():
+    model, sampler, loss = setup()
+    trainer = Trainer(model, loss, [Phase("sgd", 50, 1e30)])
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss at iteration \d+ \(sgd phase\): (total|term 'pde') is"):
+        trainer.run()
+
+
+def test_callback_and_time_limit_stop_training():
+    model, sampler, loss = setup()
+    trainer = Trainer(model, loss, [Phase("lam", 100, 1e-3)], callback=lambda s: s.iteration >= 5)
+    assert trainer.run() == "stopped by callback" and trainer.iteration == 5
+    trainer = Trainer(model, loss, [Phase("lam", 10**6, 1e-3)], time_limit=0.2)
+    assert trainer.run().startswith("time limit") and 0 < trainer.iteration < 10**6
+
+
+def test_bad_trainer_options_raise():
+    model, sampler, loss = setup()
+    with pytest.raises(ValueError, match="eval_every must be a positive integer"):
+        Trainer(model, loss, [Phase("lam", 1)], eval_every=0)
+    with pytest.raises(ValueError, match="lr_decay must be in"):
+        Trainer(model, loss, [Phase("lam", 1)], lr_decay=2.0)
+    with pytest.raises(ValueError, match="Invalid learning rate"):
+        Trainer(model, loss, [Phase("adam", 1, -1.0)]).run()
