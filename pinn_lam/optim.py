@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from torch.optim.optimizer import Optimizer, ParamsT, _get_scalar_dtype, _get_value
 
-from .optim_fast import _fused_lam, _layerwise_lam, fused_supported
+from .optim_fast import _fused_lam, _layerwise_lam, fused_supported, group_by_device_and_dtype
 
 __all__ = ["LAM", "lam"]
 
@@ -252,10 +252,8 @@ def _multi_tensor_lam(params: list[Tensor], grads: list[Tensor], square_avgs: li
     if not params:
         return
     step_lr = lr if maximize else -lr
-    grouped = Optimizer._group_tensors_by_device_and_dtype([params, grads, square_avgs, state_steps])
-    for (device_params, device_grads, device_square_avgs, device_steps), _ in grouped.values():
-        device_params, device_grads = list(device_params), list(device_grads)
-        device_square_avgs = list(device_square_avgs)
+    for _, device_params, device_grads, device_square_avgs, device_steps in group_by_device_and_dtype(
+            params, grads, square_avgs, state_steps):
         if has_complex:
             for i, p in enumerate(device_params):
                 if torch.is_complex(p):
@@ -263,10 +261,7 @@ def _multi_tensor_lam(params: list[Tensor], grads: list[Tensor], square_avgs: li
                     device_grads[i] = torch.view_as_real(device_grads[i])
                     if not layerwise:
                         device_square_avgs[i] = torch.view_as_real(device_square_avgs[i])
-        if device_steps[0].is_cpu:  # a CPU scalar tensor as `other` avoids one wrapper tensor per step
-            torch._foreach_add_(device_steps, torch.tensor(1.0, device="cpu"), alpha=1.0)
-        else:
-            torch._foreach_add_(device_steps, 1)
+        torch._foreach_add_(device_steps, 1)
         if weight_decay != 0:
             torch._foreach_mul_(device_params, 1 - lr * weight_decay)
         torch._foreach_mul_(device_square_avgs, beta)

@@ -47,6 +47,19 @@ _FUSED_DEVICES = ("cpu", "cuda")
 MIN_FUSED_NUMEL = 32768
 
 
+def group_by_device_and_dtype(params: list[Tensor], grads: list[Tensor], square_avgs: list[Tensor],
+                              state_steps: list[Tensor]):
+    """Yield ``(device, params, grads, square_avgs, state_steps)`` per device and dtype of the params.
+
+    Only params and grads go through torch's grouping: its checks expect Adam-like state, and a
+    layer-wise square_avg (real, 0-d) or a float64 CPU step count beside CUDA params would fail them.
+    """
+    grouped = Optimizer._group_tensors_by_device_and_dtype([params, grads], with_indices=True)
+    for (device, _), ((device_params, device_grads), indices) in grouped.items():
+        yield (device, list(device_params), list(device_grads), [square_avgs[i] for i in indices],
+               [state_steps[i] for i in indices])
+
+
 def fused_supported(params: list[Tensor], *, layerwise: bool = False, eps_inside_sqrt: bool = False) -> bool:
     """Whether ``fused=True`` can run these options (element-wise needs eps outside the root)."""
     return layerwise or (not eps_inside_sqrt and hasattr(torch, "_fused_adamw_")
@@ -54,7 +67,8 @@ def fused_supported(params: list[Tensor], *, layerwise: bool = False, eps_inside
 
 
 def _fusable(param: Tensor, grad: Tensor, square_avg: Tensor) -> bool:
-    return ((param.numel() >= MIN_FUSED_NUMEL or not param.is_cpu) and param.dtype in _FUSED_DTYPES and grad.dtype == param.dtype == square_avg.dtype
+    return ((param.numel() >= MIN_FUSED_NUMEL or not param.is_cpu)
+            and param.dtype in _FUSED_DTYPES and grad.dtype == param.dtype == square_avg.dtype
             and param.is_contiguous() and grad.is_contiguous() and square_avg.is_contiguous()
             and not grad.requires_grad and grad.device == param.device)
 
@@ -72,15 +86,14 @@ def _fused_lam(params: list[Tensor], grads: list[Tensor], square_avgs: list[Tens
             tensors.append(t)
     sign = -1.0 if maximize else 1.0
     if fused[0]:
-        grouped = Optimizer._group_tensors_by_device_and_dtype(list(fused))
-        for (device, _), ((device_params, device_grads, device_square_avgs, device_steps), _) in grouped.items():
-            device_params, device_grads = list(device_params), list(device_grads)
+        for device, device_params, device_grads, device_square_avgs, device_steps in (
+                group_by_device_and_dtype(*fused)):
             torch._foreach_add_(device_steps, 1)
             if bias_correction:
                 kernel_steps = [s.to(device=device, dtype=torch.float32) for s in device_steps]
             else:
                 kernel_steps = [torch.full((), math.inf, dtype=torch.float32, device=device)] * len(device_params)
-            torch._fused_adamw_(device_params, device_grads, device_grads, list(device_square_avgs), [],
+            torch._fused_adamw_(device_params, device_grads, device_grads, device_square_avgs, [],
                                 kernel_steps, lr=sign * lr, beta1=0.0, beta2=beta,
                                 weight_decay=sign * weight_decay, eps=eps, amsgrad=False, maximize=False)
     if rest[0]:

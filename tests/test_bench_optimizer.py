@@ -28,7 +28,8 @@ def test_measure_times_every_optimizer_and_lam_paths_agree():
 def test_run_prints_the_table(capsys):
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)
-    assert bench.run(parser.parse_args(["--params", "4000", "--tensors", "2", "--repeats", "1", "--device", "cpu"])) == 0
+    args = parser.parse_args(["--params", "4000", "--tensors", "2", "--repeats", "1", "--device", "cpu"])
+    assert bench.run(args) == 0
     out = capsys.readouterr().out
     assert "4,000 float32 parameters in 2 tensors" in out and "LAM default path here: fused" in out
     assert "| RMSprop foreach |" in out and "| 1.00 |" in out and "| copy_ of a buffer of the same size |" in out

@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from pinn_lam import LAM, lam, optim_fast
+from pinn_lam import LAM, lam, optim, optim_fast
 from pinn_lam.optim import default_implementation
 
 #: every implementation, as LAM keyword arguments (``None``: the default for the device)
@@ -220,17 +220,18 @@ def test_default_path_on_cpu_is_fused_except_elementwise_with_eps_inside_the_roo
     assert default_implementation(params, eps_inside_sqrt=True) == "single"
 
 
-def test_fused_false_keeps_the_other_choices(monkeypatch):
-    chosen = []
-    monkeypatch.setattr(torch.optim.Optimizer, "_group_tensors_by_device_and_dtype",
-                        lambda lists, _g=torch.optim.Optimizer._group_tensors_by_device_and_dtype:
-                        chosen.append("foreach-or-fused") or _g(lists))
+@pytest.mark.parametrize("options, expected", [
+    (dict(), "_fused_lam"), (dict(fused=False), "_single_tensor_lam"), (dict(foreach=False), "_single_tensor_lam"),
+    (dict(fused=False, foreach=True), "_multi_tensor_lam"), (dict(layerwise=True), "_layerwise_lam"),
+    (dict(eps_inside_sqrt=True), "_single_tensor_lam")], ids=str)
+def test_options_choose_the_implementation_on_cpu(monkeypatch, options, expected):
+    called = []
+    for name in ("_single_tensor_lam", "_multi_tensor_lam", "_fused_lam", "_layerwise_lam"):
+        monkeypatch.setattr(optim, name, lambda *args, _name=name, **kwargs: called.append(_name))
     w = torch.zeros(3, requires_grad=True)
     w.grad = torch.ones(3)
-    LAM([w], fused=False).step()  # CPU: the default would be fused, so this is the for-loop
-    assert chosen == []
-    LAM([w], fused=False, foreach=True).step()
-    assert chosen == ["foreach-or-fused"]
+    LAM([w], **options).step()
+    assert called == [expected]
 
 
 def test_functional_lam_updates_in_place_and_counts_steps():
