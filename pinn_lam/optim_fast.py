@@ -1,8 +1,8 @@
-r"""LAM's fast paths (``fused=True``, and the CPU default): as few passes over memory as the mode allows.
+r"""LAM's fast paths (``fused=True``, the CPU default): as few passes over memory as each mode allows.
 
 **Element-wise mode**: torch's fused AdamW kernel with :math:`\beta_1 = 0` and the first moment
-aliased to g. Why: an element-wise LAM step reads g, v, w and writes v, w (20 bytes per float32 parameter).
-Composed of separate tensor operations it makes several passes over memory, and the
+aliased to g. Why: an element-wise LAM step reads g, v, w and writes v, w (20 bytes per float32
+parameter). Composed of separate tensor operations it makes several passes over memory, and the
 ``torch._foreach_*`` versions also allocate fresh intermediates every step, whose page faults
 dominate on CPU. ``torch._fused_adamw_`` reads and writes each element once, and with
 
@@ -12,8 +12,8 @@ dominate on CPU. ``torch._fused_adamw_`` reads and writes each element once, and
 * ``beta2 = beta``: :math:`v \leftarrow \beta v + (1-\beta) g^2`, LAM's average;
 * step count :math:`+\infty` when there is no bias correction, so :math:`1 - \beta^t = 1` and
   :math:`1 - 0^t = 1` (the true step count otherwise, giving LAM's :math:`v/(1-\beta^t)`);
-* ``maximize`` as a negative learning rate and weight decay (so :math:`1 - \eta\lambda` is unchanged),
-  because the kernel's own ``maximize`` would negate g before storing it into ``exp_avg`` = the grad;
+* ``maximize`` as a negative learning rate and weight decay (so :math:`1 - \eta\lambda` is
+  unchanged), because the kernel's own ``maximize`` would store -g into ``exp_avg``, i.e. the grad;
 
 the kernel computes :math:`w \leftarrow (1-\eta\lambda) w - \eta\, g / (\sqrt{v} + \epsilon)`, LAM's
 update, in one pass (it also stores g over itself, so 24 bytes move per parameter rather than 20).
@@ -29,8 +29,8 @@ element-wise ops run such tensors on the calling thread.
 **Layer-wise mode** (CPU tensors): the state is one number per tensor, so after one reduction pass
 (:math:`\|g\|` of every tensor in one ``torch._foreach_norm``, which reads g once) the step size is a
 Python float and the update is one ``w.add_(g, alpha=...)`` pass (read g and w, write w): 16 bytes
-per float32 parameter and no temporaries. It calls ``.item()``, a host sync on accelerators, so tensors not on
-the CPU go through the ``fallback`` (foreach) path instead.
+per float32 parameter and no temporaries. It calls ``.item()``, a host sync on accelerators, so
+tensors not on the CPU go through the ``fallback`` (foreach) path instead.
 """
 from __future__ import annotations
 
