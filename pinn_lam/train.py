@@ -304,8 +304,10 @@ class Trainer:
                 self.stop_reason = f"time limit of {self.time_limit:g} s reached"
                 break
         else:
-            self.stop_reason = self.events[-1] if self.events else "done"
-        self.events.append(f"stopped at iteration {self.iteration}: {self.stop_reason}")
+            self.stop_reason = next((e for e in reversed(self.events) if not e.startswith("stopped at")), "done")
+        event = f"stopped at iteration {self.iteration}: {self.stop_reason}"
+        if not self.events or self.events[-1] != event:  # resuming a finished run adds nothing
+            self.events.append(event)
         _, values = self._loss_and_grad(1.0, backward=False)
         self._log(values, final=True)
         self.elapsed = time.perf_counter() - start

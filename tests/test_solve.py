@@ -1,0 +1,107 @@
+"""End-to-end solves with small budgets, checked against the reference and the exact solution."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from pinn_lam.errors import NonFiniteLossError
+from pinn_lam.solve import solve
+from problems import Heat
+
+SMALL = dict(width=20, depth=3, n_collocation=512, n_boundary=64, optimizer="lam+lbfgs", lr=1e-2,
+             eval_every=50, figure=False, device="cpu", seed=0)
+
+# (problem, settings, bound on the relative L2 error vs the reference); bounds are about 3x
+# what these settings reach (see the comments), so they fail if training breaks, not on noise
+CASES = [
+    ("heat", dict(iterations=[200, 300], reference_resolution=(64, 64)), 3e-2),      # reaches HEAT
+    ("poisson", dict(iterations=[200, 300], reference_resolution=64), 3e-2),         # reaches POISSON
+    ("burgers", dict(iterations=[200, 300], n_collocation=1024), 3e-1),              # reaches BURGERS
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, settings, bound", CASES, ids=[c[0] for c in CASES])
+def test_small_solve_reaches_its_error_bound(name, settings, bound):
+    result = solve(name, **{**SMALL, **settings})
+    m = result.metrics
+    assert m["rel_l2"] < bound, m
+    assert m["iterations"] == sum(settings["iterations"])
+    assert m["stop_reason"].startswith("lbfgs: budget spent")
+    if name != "burgers":  # Heat and Poisson have exact solutions
+        assert m["rel_l2_exact"] < bound
+        assert abs(m["rel_l2_exact"] - m["rel_l2"]) < 0.1 * m["rel_l2"]
+    # the error logged during training is measured on the same kind of points
+    assert result.history[-1]["rel_l2"] == pytest.approx(m["rel_l2"], rel=0.3)
+
+
+def test_result_predicts_and_records_history_and_outputs(tmp_path):
+    result = solve("heat", iterations=[20, 10], **{**SMALL, "figure": True}, params={"modes": [[1, 1.0]]},
+                   reference_resolution=(32, 32), output_dir=tmp_path, checkpoint_every=10)
+    points = np.array([[0.5, 0.0], [0.25, 0.5]])
+    values = result.predict(points)
+    assert values.shape == (2,)
+    # the hard constraint makes the initial condition exact
+    assert values[0] == pytest.approx(math.sin(math.pi * 0.5), abs=1e-12)
+    assert values[1] == pytest.approx(Heat(modes=((1, 1.0),)).exact(points)[1], abs=0.05)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["checkpoint.pt", "history.csv", "metrics.json", "solution.pdf", "solution.png"]
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["metrics"]["rel_l2"] == result.metrics["rel_l2"] and record["config"]["width"] == 20
+    header = (tmp_path / "history.csv").read_text().splitlines()[0].split(",")
+    assert header[:6] == ["iteration", "phase", "optimizer", "time", "loss", "loss_pde"] and "rel_l2" in header
+    rows = result.history
+    # row i holds the loss after i steps, logged before the next step (which is L-BFGS's from 20 on)
+    assert [r["optimizer"] for r in rows][:21] == ["lam"] * 20 + ["lbfgs"] and rows[-1]["optimizer"] == "lbfgs"
+    assert [r["iteration"] for r in rows if "rel_l2" in r] == [0, 30]
+
+
+def test_soft_constraints_log_every_condition_term():
+    result = solve("heat", optimizer="adam", iterations=3, hard_constraints=False, reference_resolution=(16, 16),
+                   **{k: v for k, v in SMALL.items() if k not in ("optimizer",)})
+    assert {"loss_pde", "loss_ic", "loss_bc"} <= set(result.history[0])
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    from pinn_lam.checkpoint import load_checkpoint
+
+    class Exploding(Heat):
+        """Heat whose residual turns NaN on the 13th evaluation."""
+        calls = 0
+
+        def pde(self, points, u, d):
+            Exploding.calls += 1
+            residual = super().pde(points, u, d)
+            return residual * float("nan") if Exploding.calls >= 13 else residual
+
+    with pytest.raises(NonFiniteLossError, match=r"iteration 12 \(adam phase\): term 'pde' is nan; "
+                                                 r"last good checkpoint is iteration 10"):
+        solve(Exploding(), optimizer="adam", iterations=50, checkpoint_every=5, output_dir=tmp_path,
+              reference_resolution=(16, 16), **{k: v for k, v in SMALL.items() if k != "optimizer"})
+    saved = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert saved["iteration"] == 10
+    assert all(bool(v.isfinite().all()) for v in saved["model"].values())
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(problem="wave"), "unknown problem 'wave'; available: burgers, heat, poisson"),
+    (dict(optimizer="adamw"), "unknown optimizer 'adamw'"),
+    (dict(iterations=0), "iterations must be positive"),
+    (dict(n_collocation=-5), "n_collocation must be a positive integer"),
+    (dict(width=0), "width must be a positive integer"),
+    (dict(lr=0.0), "Invalid learning rate"),
+    (dict(dtype="float16"), "unknown dtype 'float16'"),
+    (dict(device="tpu"), "unknown device 'tpu'"),
+    (dict(sampler="grid"), "unknown sampler 'grid'"),
+    (dict(activation="relu6"), "unknown activation 'relu6'"),
+    (dict(preset="slow"), "unknown preset 'slow'"),
+    (dict(seed=-1), "seed must be a non-negative integer"),
+    (dict(params={"alpha": -1.0}), "alpha"),
+    (dict(history_size=5, optimizer="lam"), "history_size are not accepted by lam"),
+])
+def test_bad_options_raise_value_errors_before_training(kwargs, match):
+    kwargs = dict(kwargs)
+    problem = kwargs.pop("problem", "heat")
+    with pytest.raises(ValueError, match=match):
+        solve(problem, **{**dict(SMALL, reference_resolution=(16, 16)), **kwargs})
