@@ -27,9 +27,9 @@ shared with other processes, can stall for a scheduler time slice (milliseconds)
 element-wise ops run such tensors on the calling thread.
 
 **Layer-wise mode** (CPU tensors): the state is one number per tensor, so after one reduction pass
-(:math:`\|g\|` of every tensor in one ``torch._foreach_norm``, which reads g once) the step size is a
-Python float and the update is one ``w.add_(g, alpha=...)`` pass (read g and w, write w): 16 bytes
-per float32 parameter and no temporaries. It calls ``.item()``, a host sync on accelerators, so
+(:math:`\sum g^2` as ``torch.dot(g, g)``, which reads g once) the step size is a Python float and
+the update is one ``w.add_(g, alpha=...)`` pass (read g and w, write w): 16 bytes per float32
+parameter and no temporaries. It calls ``.item()``, a host sync on accelerators, so
 tensors not on the CPU go through the ``fallback`` (foreach) path instead.
 """
 from __future__ import annotations
@@ -113,18 +113,21 @@ def _layerwise_lam(params: list[Tensor], grads: list[Tensor], square_avgs: list[
         target = on_cpu if param.is_cpu and grad.is_cpu and square_avg.is_cpu else rest
         for tensors, t in zip(target, (param, grad, square_avg, step)):
             tensors.append(t)
-    if on_cpu[0]:
-        norms = torch._foreach_norm(on_cpu[1])  # one reduction pass over every gradient
-        for param, grad, square_avg, step, norm in zip(*on_cpu, norms):
-            step += 1
-            v = beta * square_avg.item() + (1 - beta) * norm.item() ** 2 / grad.numel()
-            square_avg.fill_(v)
-            v_hat = v / (1 - beta ** step.item()) if bias_correction else v
-            denom = math.sqrt(v_hat + eps) if eps_inside_sqrt else math.sqrt(v_hat) + eps
-            if weight_decay != 0:
-                param.mul_(1 - lr * weight_decay)
-            # denom = 0 only for an all-zero gradient with eps = 0: alpha = inf makes the 0/0 a nan, as elsewhere
-            param.add_(grad, alpha=step_lr / denom if denom else math.inf)
+    for param, grad, square_avg, step in zip(*on_cpu):
+        step += 1
+        flat = grad.reshape(-1)
+        if flat.dtype in (torch.float32, torch.float64):  # BLAS dot: twice as fast as a norm here
+            sum_of_squares = torch.dot(flat, flat).item()
+        else:  # the CPU has no half-precision dot
+            sum_of_squares = torch.linalg.vector_norm(flat, dtype=torch.float32).item() ** 2
+        v = beta * square_avg.item() + (1 - beta) * sum_of_squares / flat.numel()
+        square_avg.fill_(v)
+        v_hat = v / (1 - beta ** step.item()) if bias_correction else v
+        denom = math.sqrt(v_hat + eps) if eps_inside_sqrt else math.sqrt(v_hat) + eps
+        if weight_decay != 0:
+            param.mul_(1 - lr * weight_decay)
+        # denom = 0 only for an all-zero gradient with eps = 0: alpha = inf makes the 0/0 a nan, as elsewhere
+        param.add_(grad, alpha=step_lr / denom if denom else math.inf)
     if rest[0]:
         fallback(*rest, lr=lr, beta=beta, eps=eps, weight_decay=weight_decay, bias_correction=bias_correction,
                  layerwise=True, eps_inside_sqrt=eps_inside_sqrt, maximize=maximize)
