@@ -307,8 +307,9 @@ def derivatives(model: MLP, points: Tensor, variables: Sequence[str], keys: Sequ
         terms: optional precomputed :func:`constraint_terms` of the model's hard constraint at
             these very points (saves a few autograd calls per step).
 
-    Everything returned is differentiable (once) with respect to the model's parameters and the
-    points; it cannot be differentiated twice (use :mod:`pinn_lam.operators` for that).
+    Everything returned is differentiable (once) with respect to the model's parameters (and,
+    without a hard constraint, the points, whose constraint terms are detached); it cannot be
+    differentiated twice (use :mod:`pinn_lam.operators` for that).
     """
     if not supports(model, keys):
         raise ValueError(f"fast path does not support this model/keys (keys={tuple(keys)}, "

@@ -326,7 +326,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"torch.compile warm-up (first step): {time.perf_counter() - begin:.1f} s")
         steps[f"pinn-lam fast path + torch.compile ({args.optimizer})"] = step
     if args.func:
-        steps[f"pinn-lam torch.func vmap ({args.optimizer})"], func = pinn_lam_step(
+        steps[f"pinn-lam torch.func vmap ({args.optimizer})"], _ = pinn_lam_step(
             problem, fast=False, use_func=True, optimizer=args.optimizer, device=device, dtype=dtype,
             seed=args.seed, **shape)
     cases = {name: repeat(step) for name, step in steps.items()}
