@@ -23,6 +23,8 @@ DEFAULTS: dict[str, Any] = {
     "n_boundary": 256,
     "sampler": "sobol",
     "resample_every": None,
+    "adaptive_every": None,
+    "adaptive_pool": 65536,
     "hard_constraints": True,
     "dtype": "float64",
     "eval_every": 100,

@@ -121,9 +121,37 @@ class PointSampler:
                 points[term] = np.asarray(self._conditions[term].sample(self.n_boundary, unit), dtype=np.float64)
         return points
 
+    def adaptive(self, residual, pool: int) -> np.ndarray:
+        """``n_collocation`` points by RAD (:func:`residual_adaptive_points`) from ``pool``
+        fresh candidates in the box; ``residual(points (N, d) array) -> (N,)`` evaluates the PDE."""
+        unit = unit_sampler(self.method, self.rng)
+        candidates = box_points(self.problem.bounds, max(pool, self.n_collocation), unit)
+        return residual_adaptive_points(candidates, residual(candidates), self.n_collocation, self.rng)
+
     def state_dict(self) -> dict[str, Any]:
         return {"method": self.method, "rng": self.rng.bit_generator.state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.method = _check_method(state["method"])
         self.rng.bit_generator.state = state["rng"]
+
+
+def residual_adaptive_points(candidates: np.ndarray, residual: np.ndarray, n: int, rng: np.random.Generator,
+                             k: float = 1.0, c: float = 1.0) -> np.ndarray:
+    r"""``n`` of the ``candidates`` drawn without replacement with probability
+
+    .. math:: p(x) \propto \frac{|r(x)|^k}{\operatorname{mean}|r|^k} + c,
+
+    the residual-based adaptive distribution (RAD) of Wu et al., *A comprehensive study of
+    non-adaptive and residual-based adaptive sampling for physics-informed neural networks*,
+    CMAME 403 (2023): points gather where the PDE residual is large (a shock), while ``c`` keeps
+    some everywhere. ``residual`` holds the residual at each candidate.
+    """
+    r = np.abs(np.asarray(residual, dtype=np.float64).reshape(-1)) ** k
+    if len(r) != len(candidates) or n > len(candidates):
+        raise ValueError(f"need at least n={n} candidates with one residual each, got "
+                         f"{len(candidates)} candidates and {len(r)} residuals")
+    mean = r.mean()
+    weights = (r / mean if mean > 0 and np.isfinite(mean) else np.zeros_like(r)) + c
+    index = rng.choice(len(candidates), size=n, replace=False, p=weights / weights.sum())
+    return candidates[np.sort(index)]

@@ -119,9 +119,9 @@ def configure(problem: Problem, preset: str | None, options: dict[str, Any]) -> 
         iterations = sum(iterations)  # the preset's budget, split over the requested phases
     config["optimizer"] = "+".join(phases)
     config["iterations"] = split_iterations(iterations, phases)
-    for name in ("width", "depth", "n_collocation", "n_boundary"):
+    for name in ("width", "depth", "n_collocation", "n_boundary", "adaptive_pool"):
         config[name] = _positive_int(name, config[name])
-    for name in ("eval_every", "checkpoint_every", "resample_every"):
+    for name in ("eval_every", "checkpoint_every", "resample_every", "adaptive_every"):
         if config[name] is not None:
             config[name] = _positive_int(name, config[name])
     config["lr"] = float(config["lr"])
@@ -160,7 +160,8 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
           output_dir: str | Path | None = None, checkpoint_every: int | None = None, resume: bool = False,
           params: dict[str, Any] | None = None, callback: Callable | None = None, progress: bool = False,
           lr_decay: float | None = None, weights: dict[str, float] | None = None,
-          figure: bool = True, reference_resolution: Any = None, **optimizer_options) -> Result:
+          figure: bool = True, reference_resolution: Any = None, adaptive_every: int | None = None,
+          adaptive_pool: int | None = None, **optimizer_options) -> Result:
     """Train a PINN on ``problem`` and measure it against the reference (and exact solution).
 
     Args:
@@ -172,6 +173,8 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
         preset: ``"quick"`` for a small run; ``None`` for the problem's defaults.
         width, depth, activation: the MLP. hard_constraints: use the problem's output transform.
         n_collocation, n_boundary, sampler, resample_every: the points (``uniform``/``lhs``/``sobol``).
+        adaptive_every, adaptive_pool: redraw the collocation points by their residual (RAD) every
+            this many iterations, from this many candidates (L-BFGS restarts on the new points).
         fast: derivative fast path (``None``: when supported). weights: loss weights by term.
         time_limit: training seconds. eval_every: iterations between error evaluations.
         output_dir: where ``metrics.json``, ``history.csv``, ``checkpoint.pt`` and the figure go.
@@ -193,7 +196,8 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
     options = dict(optimizer=optimizer, iterations=iterations, lr=lr, lr_decay=lr_decay, width=width, depth=depth,
                    activation=activation, n_collocation=n_collocation, n_boundary=n_boundary, sampler=sampler,
                    resample_every=resample_every, hard_constraints=hard_constraints, dtype=dtype,
-                   eval_every=eval_every, checkpoint_every=checkpoint_every, weights=weights, device=device)
+                   eval_every=eval_every, checkpoint_every=checkpoint_every, weights=weights, device=device,
+                   adaptive_every=adaptive_every, adaptive_pool=adaptive_pool)
     config = configure(problem, preset, options)
     config.update(seed=int(seed), fast=fast, preset=preset, optimizer_options=dict(optimizer_options))
     out = Path(output_dir) if output_dir is not None else None
@@ -225,6 +229,7 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
         return {"rel_l2": relative_l2_error(predict(m, eval_points), eval_values)}
 
     trainer = Trainer(model, loss, phases, sampler=point_sampler, resample_every=config["resample_every"],
+                      adaptive_every=config["adaptive_every"], adaptive_pool=config["adaptive_pool"],
                       lr_decay=config["lr_decay"], evaluate=evaluate, eval_every=config["eval_every"],
                       checkpoint_path=checkpoint_path, checkpoint_every=config["checkpoint_every"],
                       time_limit=time_limit, callback=callback, extra=config)
@@ -242,6 +247,7 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
         metrics.update(rel_l2_exact=relative_l2_error(prediction, exact), max_abs_exact=max_abs_error(prediction, exact))
     final = trainer.history[-1]
     metrics.update(loss=final["loss"], seconds=round(trainer.elapsed, 3), iterations=trainer.iteration,
+                   adaptive_redraws=trainer.adaptations,
                    stop_reason=stop_reason, events=list(trainer.events), evaluated_on=f"{len(grid_points)} reference grid points",
                    reference_error_estimate=reference.error_estimate, fast_path=loss.fast)
     result = Result(model, problem, metrics, trainer.history, config, reference)

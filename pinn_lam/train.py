@@ -122,6 +122,9 @@ class Trainer:
         phases: list of :class:`Phase`.
         sampler: draws new points for resampling (its state is checkpointed).
         resample_every: resample every this many iterations in first-order phases (``None``: never).
+        adaptive_every: every this many iterations (any phase) redraw the collocation points by the
+            residual-based adaptive distribution (:meth:`~pinn_lam.sampling.PointSampler.adaptive`)
+            from ``adaptive_pool`` candidates; L-BFGS restarts on the new points.
         lr_decay: final/initial learning-rate ratio within each first-order phase.
         evaluate: ``evaluate(model) -> {"rel_l2": ..., ...}``, called every ``eval_every`` iterations.
         checkpoint_path, checkpoint_every: where and how often to checkpoint (also at the end).
@@ -132,10 +135,12 @@ class Trainer:
 
     def __init__(self, model: nn.Module, loss: PINNLoss, phases: Sequence[Phase], *,
                  sampler: PointSampler | None = None, resample_every: int | None = None, lr_decay: float = 1.0,
+                 adaptive_every: int | None = None, adaptive_pool: int = 65536,
                  evaluate: Callable[[nn.Module], dict[str, float]] | None = None, eval_every: int | None = None,
                  checkpoint_path=None, checkpoint_every: int | None = None, time_limit: float | None = None,
                  callback: Callable[[TrainState], Any] | None = None, extra: dict[str, Any] | None = None) -> None:
         for label, value in (("resample_every", resample_every), ("eval_every", eval_every),
+                             ("adaptive_every", adaptive_every), ("adaptive_pool", adaptive_pool),
                              ("checkpoint_every", checkpoint_every)):
             if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
                 raise ValueError(f"{label} must be a positive integer or None, got {value!r}")
@@ -143,10 +148,11 @@ class Trainer:
             raise ValueError(f"time_limit must be positive seconds, got {time_limit!r}")
         if not 0 < lr_decay <= 1:
             raise ValueError(f"lr_decay must be in (0, 1], got {lr_decay!r}")
-        if resample_every is not None and sampler is None:
-            raise ValueError("resample_every needs a sampler")
+        if (resample_every is not None or adaptive_every is not None) and sampler is None:
+            raise ValueError("resample_every and adaptive_every need a sampler")
         self.model, self.loss, self.phases = model, loss, list(phases)
         self.sampler, self.resample_every, self.lr_decay = sampler, resample_every, float(lr_decay)
+        self.adaptive_every, self.adaptive_pool = adaptive_every, int(adaptive_pool)
         self.evaluate, self.eval_every = evaluate, eval_every
         self.checkpoint_path, self.checkpoint_every = checkpoint_path, checkpoint_every
         self.time_limit, self.callback, self.extra = time_limit, callback, dict(extra or {})
@@ -158,6 +164,7 @@ class Trainer:
         self.elapsed = 0.0
         self.history: list[dict[str, Any]] = []
         self.events: list[str] = []
+        self.adaptations = 0
         self.optimizer = None
         self.lbfgs = {"scale": 1.0, "previous": None, "failures": 0, "pending": None}
         self.stop_reason: str | None = None
@@ -189,7 +196,7 @@ class Trainer:
             "points": {k: v.detach().cpu() for k, v in self.loss.points.items()},
             "sampler": None if self.sampler is None else self.sampler.state_dict(),
             "iteration": self.iteration, "phase_index": self.phase_index, "phase_iteration": self.phase_iteration,
-            "points_iteration": self.points_iteration, "elapsed": self.elapsed,
+            "points_iteration": self.points_iteration, "elapsed": self.elapsed, "adaptations": self.adaptations,
             "history": [dict(row) for row in self.history], "events": list(self.events),
             "lbfgs": dict(self.lbfgs), "extra": self.extra,
         }
@@ -202,7 +209,7 @@ class Trainer:
         self.loss.set_points({k: v.to(device=device, dtype=dtype) for k, v in state["points"].items()})
         if self.sampler is not None and state["sampler"] is not None:
             self.sampler.load_state_dict(state["sampler"])
-        for key in ("iteration", "phase_index", "phase_iteration", "points_iteration", "elapsed"):
+        for key in ("iteration", "phase_index", "phase_iteration", "points_iteration", "elapsed", "adaptations"):
             setattr(self, key, state[key])
         # rows from the saved iteration on are logged again when the loop resumes
         self.history = [dict(row) for row in state["history"] if row["iteration"] < self.iteration]
@@ -276,7 +283,11 @@ class Trainer:
                 self.phase_index, self.phase_iteration, self.optimizer = self.phase_index + 1, 0, None
                 continue
             is_lbfgs = phase.optimizer == "lbfgs"
-            if (not is_lbfgs and self.resample_every and self.iteration > 0
+            if self.adaptive_every and self.iteration // self.adaptive_every > self.points_iteration // self.adaptive_every:
+                self._adapt_points()
+                if is_lbfgs:
+                    self._new_optimizer()
+            elif (not is_lbfgs and self.resample_every and self.iteration > 0
                     and self.iteration % self.resample_every == 0 and self.points_iteration != self.iteration):
                 device, dtype = self.loss.points["pde"].device, self.dtype
                 new = self.sampler.sample()
@@ -313,6 +324,23 @@ class Trainer:
         self.elapsed = time.perf_counter() - start
         self._save()
         return self.stop_reason
+
+    def _adapt_points(self, batch: int = 16384) -> None:
+        """Redraw the collocation points by RAD (residual-based adaptive distribution)."""
+        device, dtype = self.loss.points["pde"].device, self.dtype
+
+        def residual(candidates: np.ndarray) -> np.ndarray:
+            values = []
+            for start in range(0, len(candidates), batch):
+                chunk = torch.as_tensor(candidates[start:start + batch], device=device, dtype=dtype)
+                values.append(self.loss.pde_residual(chunk).detach().reshape(-1).cpu().numpy())
+            return np.concatenate(values)
+
+        points = dict(self.loss.points)
+        points["pde"] = torch.as_tensor(self.sampler.adaptive(residual, self.adaptive_pool), device=device, dtype=dtype)
+        self.loss.set_points(points)
+        self.points_iteration = self.iteration
+        self.adaptations += 1
 
     def _step(self, phase: Phase, scale: float, values: dict[str, float]) -> int:
         if phase.optimizer != "lbfgs":

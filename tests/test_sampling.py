@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 from scipy.stats import qmc
 
-from pinn_lam.sampling import METHODS, PointSampler, box_points, unit_points, unit_sampler
+from pinn_lam.sampling import (METHODS, PointSampler, box_points, residual_adaptive_points, unit_points,
+                               unit_sampler)
 from problems import Heat
 
 
@@ -73,3 +74,19 @@ def test_bad_sampler_options_raise_one_line_value_errors(kwargs, match):
     options = {"n_collocation": 8, "n_boundary": 8, **kwargs}
     with pytest.raises(ValueError, match=match):
         PointSampler(Heat(), ("pde",), **options)
+
+
+def test_residual_adaptive_points_follow_the_residual_density():
+    # p ∝ |r|/mean|r| + 1 with r = 100 on x < 0.1 and 0 elsewhere: mean |r| = 10, so a point
+    # lands in x < 0.1 with probability 0.1 * 11 / (0.1 * 11 + 0.9 * 1) = 0.55
+    rng = np.random.default_rng(0)
+    candidates = np.linspace(0.0, 1.0, 20000, endpoint=False)[:, None]
+    residual = np.where(candidates[:, 0] < 0.1, 100.0, 0.0)
+    chosen = residual_adaptive_points(candidates, residual, 400, rng)
+    assert chosen.shape == (400, 1) and len(np.unique(chosen)) == 400
+    assert 0.55 - 0.08 < np.mean(chosen[:, 0] < 0.1) < 0.55 + 0.08
+    # a zero residual gives uniform sampling
+    flat = residual_adaptive_points(candidates, np.zeros(20000), 400, rng)
+    assert 0.1 - 0.05 < np.mean(flat[:, 0] < 0.1) < 0.1 + 0.05
+    with pytest.raises(ValueError, match="need at least n=10 candidates"):
+        residual_adaptive_points(candidates[:5], residual[:5], 10, rng)

@@ -136,3 +136,23 @@ def test_bad_trainer_options_raise():
         Trainer(model, loss, [Phase("lam", 1)], lr_decay=2.0)
     with pytest.raises(ValueError, match="Invalid learning rate"):
         Trainer(model, loss, [Phase("adam", 1, -1.0)]).run()
+
+
+def test_adaptive_redraw_moves_points_to_the_residual_and_restarts_lbfgs():
+    model, sampler, loss = setup()
+    optimizers = []
+    trainer = Trainer(model, loss, [Phase("lam", 10, 1e-2), Phase("lbfgs", 20)], sampler=sampler,
+                      adaptive_every=10, adaptive_pool=2048,
+                      callback=lambda s: optimizers.append((s.iteration, id(s.optimizer))))
+    before = loss.points["pde"].clone()
+    trainer.run()
+    assert trainer.adaptations == 2  # at iterations 10 and 20
+    assert not torch.equal(before, loss.points["pde"]) and loss.points["pde"].shape == before.shape
+    lbfgs_ids = [i for it, i in optimizers if it > 10]
+    assert lbfgs_ids[0] != lbfgs_ids[-1]  # a fresh L-BFGS after the redraw at 20
+    # the redrawn points have a larger mean squared residual than fresh uniform ones
+    with torch.no_grad():
+        uniform = torch.as_tensor(sampler.sample()["pde"], dtype=torch.float64)
+    adaptive_mse = loss.pde_residual().square().mean().item()
+    uniform_mse = loss.pde_residual(uniform).square().mean().item()
+    assert adaptive_mse > uniform_mse

@@ -23,7 +23,8 @@ CONFIG_KEYS = {"optimizer": str, "iterations": (int, list), "lr": (float, int), 
                "width": int, "depth": int, "activation": str, "points": int, "boundary_points": int,
                "sampler": str, "resample_every": int, "seed": int, "device": str, "dtype": str, "output": str,
                "quick": bool, "checkpoint_every": int, "eval_every": int, "time_limit": (float, int),
-               "hard_constraints": bool, "param": dict, "weights": dict, "fast": bool}
+               "hard_constraints": bool, "param": dict, "weights": dict, "fast": bool,
+               "adaptive_every": int, "threads": int}
 
 
 def _iterations(text: str) -> int | list[int]:
@@ -102,6 +103,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help=f"how points are drawn ({_defaults('sampler')})")
     pts.add_argument("--resample-every", type=int, metavar="N", default=hide,
                      help="draw new points every N first-order iterations (default: never)")
+    pts.add_argument("--adaptive-every", type=int, metavar="N", default=hide,
+                     help="every N iterations redraw the collocation points where the PDE residual is "
+                          f"large (RAD), restarting L-BFGS ({_defaults('adaptive_every')})")
     run = parser.add_argument_group("problem, machine and output")
     run.add_argument("--param", type=_param, action="append", metavar="NAME=VALUE", default=hide,
                      help="a problem parameter, repeatable, e.g. --param nu=0.001 (see 'pinn-lam list')")
@@ -118,6 +122,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help=f"checkpoint every N iterations and at the end ({_defaults('checkpoint_every')})")
     run.add_argument("--eval-every", type=int, metavar="N", default=hide,
                      help=f"measure the error every N iterations ({_defaults('eval_every')})")
+    run.add_argument("--threads", type=int, metavar="N", default=hide,
+                     help="CPU threads for PyTorch (default: PyTorch's choice; 1 is often faster on a busy machine)")
     run.add_argument("--no-progress", dest="progress", action="store_false", default=hide,
                      help="no progress bar")
 
@@ -154,7 +160,7 @@ def options_from(args: argparse.Namespace) -> dict[str, Any]:
     params.update(dict(getattr(args, "param", None) or []))
     for name in ("optimizer", "iterations", "lr", "lr_decay", "width", "depth", "activation", "sampler",
                  "resample_every", "seed", "device", "dtype", "output", "checkpoint_every", "eval_every",
-                 "time_limit", "hard_constraints"):
+                 "time_limit", "hard_constraints", "adaptive_every", "threads"):
         if getattr(args, name, None) is not None:
             settings[name] = getattr(args, name)
     for name in ("quick", "points", "boundary_points"):
@@ -171,6 +177,7 @@ def options_from(args: argparse.Namespace) -> dict[str, Any]:
         checkpoint_every=settings.get("checkpoint_every"), eval_every=settings.get("eval_every"),
         time_limit=settings.get("time_limit"), hard_constraints=settings.get("hard_constraints"),
         weights=settings.get("weights"), fast=settings.get("fast"), params=params or None,
+        adaptive_every=settings.get("adaptive_every"), threads=settings.get("threads"),
         output_dir=output, resume=bool(getattr(args, "resume", False)),
     )
 
@@ -209,6 +216,13 @@ def run(args: argparse.Namespace) -> int:
     from pinn_lam.solve import solve
 
     options = options_from(args)
+    threads = options.pop("threads")
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"--threads must be a positive integer, got {threads}")
+        import torch
+
+        torch.set_num_threads(threads)  # the command owns its process; the library never does this
     bar = ProgressBar(getattr(args, "progress", True), options["time_limit"])
     try:
         result = solve(args.problem, callback=bar, **options)
