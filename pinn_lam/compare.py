@@ -236,17 +236,16 @@ def warm_up(specs: Sequence[RunSpec]) -> None:
             pass
 
 
-def _init_worker(threads: int, warm: Sequence[RunSpec], run: Callable) -> None:
+def _init_worker(threads: int, warm: Sequence[RunSpec]) -> None:
     import torch
 
     torch.set_num_threads(max(1, threads))
-    if run is execute:
-        warm_up(warm)
+    warm_up(warm)
 
 
 def run_comparison(specs: Iterable[RunSpec], output_dir: str | Path, *, workers: int | None = None,
                    resume: bool = True, run: Callable[[RunSpec], dict[str, Any]] = execute,
-                   log: Callable[[str], None] | None = print) -> list[dict[str, Any]]:
+                   warm: bool = True, log: Callable[[str], None] | None = print) -> list[dict[str, Any]]:
     """Run every spec not already finished in ``output_dir`` and return all results in order.
 
     Args:
@@ -257,6 +256,7 @@ def run_comparison(specs: Iterable[RunSpec], output_dir: str | Path, *, workers:
             threads each); ``None`` = :func:`default_workers`; 1 runs in this process.
         resume: reuse finished results on disk (``False`` reruns everything).
         run: the function that trains one spec (must be picklable for ``workers > 1``).
+        warm: first :func:`warm_up` each process (only when ``run`` is :func:`execute`).
         log: called with one line per finished run (``None`` for silence).
     """
     specs = list(dict((spec.key, spec) for spec in specs).values())
@@ -281,16 +281,16 @@ def run_comparison(specs: Iterable[RunSpec], output_dir: str | Path, *, workers:
             log(f"[{len(results)}/{len(specs)}] {describe(record)}")
 
     # one warm-up per optimizer (on the first run that uses it)
-    warm = list({spec.label: spec for spec in reversed(todo)}.values())
+    warm = list({spec.label: spec for spec in reversed(todo)}.values()) if warm and run is execute else []
     if workers == 1 or len(todo) <= 1:
-        if todo and run is execute:
+        if todo:
             warm_up(warm)
         for spec in todo:
             finish(spec, run(spec))
     else:
         cores = default_workers(10 ** 6)
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                                 initargs=(max(1, cores // workers), warm, run)) as pool:
+                                 initargs=(max(1, cores // workers), warm)) as pool:
             futures = {pool.submit(run, spec): spec for spec in todo}
             for future in as_completed(futures):
                 finish(futures[future], future.result())
@@ -338,7 +338,7 @@ def plan(problem: str, *, optimizers: Sequence[str] = ("lam", "adam", "rmsprop",
     0..n-1) or a list. A learning rate left to the default is resolved to the preset's value so
     that the learning-rate study reuses the main runs. With ``stiffness``, every run records the
     per-term gradient norms about 50 times, and the first seed of each main run also the
-    Hessian's top eigenvalue at ``hessian_points`` evenly spaced points plus the end.
+    Hessian's largest eigenvalue at ``hessian_points`` evenly spaced points plus the end (0: none).
     """
     from . import presets
 
@@ -357,9 +357,13 @@ def plan(problem: str, *, optimizers: Sequence[str] = ("lam", "adam", "rmsprop",
         iterations = budget if isinstance(budget, int) else int(sum(budget))
     default_lr = float(settings["lr"])
     every, hessian_at, hessian_times = 0, (), ()
+    if hessian_points < 0:
+        raise ValueError(f"hessian_points must be >= 0, got {hessian_points!r}")
     if stiffness:
         every = max(1, iterations // 50) if iterations else 50
-        if iterations:
+        if not hessian_points:
+            pass
+        elif iterations:
             hessian_at = tuple(int(iterations * k / hessian_points) for k in range(hessian_points))
         else:
             hessian_times = tuple(time_limit * k / hessian_points for k in range(hessian_points))

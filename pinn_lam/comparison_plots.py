@@ -190,8 +190,10 @@ def stiffness_figure(records: Iterable[dict[str, Any]], *, title: str | None = N
                for t in terms]
     if handles:
         ax_g.legend(handles=handles, frameon=False, loc="upper right", ncol=len(handles))
-    if groups:
+    if ax_h.get_lines():
         ax_h.legend(frameon=False, ncol=2 if len(groups) > 3 else 1)
+    else:
+        ax_h.text(0.5, 0.5, "no Hessian estimates", transform=ax_h.transAxes, ha="center", va="center")
     if title:
         ax_g.set_title(title)
     return fig

@@ -28,8 +28,6 @@ from .compare import Plan, RunSpec, plan, run_comparison
 from .compare_report import budget_text, write_figures
 from .results_table import markdown, machine_description, summarize
 
-PROBLEMS = ("burgers", "heat", "poisson")
-OPTIMIZERS = ("lam", "adam", "rmsprop", "lbfgs")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,11 +37,16 @@ class Budget:
     solution_preset: str | None = None
     solution_iterations: int | None = None
     compare_preset: str | None = "quick"
-    compare_iterations: int = 1500
+    compare_iterations: int = 1000
     compare_seeds: int = 3
     lrs: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
-    suite_iterations: int = 1000
+    suite_iterations: int = 600
     suite_seeds: int = 2
+    suite: str | None = "stiff"
+    problems: tuple[str, ...] = ("burgers", "heat", "poisson")
+    compare_problem: str = "burgers"
+    hessian_points: int = 3
+    optimizers: tuple[str, ...] = ("lam", "adam", "rmsprop", "lbfgs")
     solve_options: tuple[tuple[str, Any], ...] = ()
 
     def scaled(self, scale: float) -> "Budget":
@@ -58,7 +61,8 @@ class Budget:
 
 #: a smoke test of the whole pipeline (a few seconds per run)
 QUICK = Budget(solution_preset="quick", solution_iterations=10, compare_iterations=10, compare_seeds=2,
-               lrs=(1e-3, 1e-2), suite_iterations=6, suite_seeds=1, solve_options=(("n_collocation", 256),))
+               lrs=(1e-3, 1e-2), suite_iterations=6, suite_seeds=1, hessian_points=1,
+               solve_options=(("n_collocation", 256),))
 
 
 def solution_spec(problem: str, budget: Budget, runs: Path) -> RunSpec:
@@ -76,26 +80,29 @@ def solution_spec(problem: str, budget: Budget, runs: Path) -> RunSpec:
 def plans(budget: Budget) -> tuple[Plan, list[Plan]]:
     """The Burgers comparison (with learning-rate grid and variants) and the stiff suite's plans."""
     options = dict(budget.solve_options)
-    main = plan("burgers", optimizers=OPTIMIZERS, seeds=budget.compare_seeds, iterations=budget.compare_iterations,
-                lrs=budget.lrs, variants=True, preset=budget.compare_preset, solve_options=options)
-    suite = [plan(case.problem, optimizers=OPTIMIZERS, seeds=budget.suite_seeds, iterations=budget.suite_iterations,
-                  params=case.parameters, case=case.name, preset=budget.compare_preset, solve_options=options)
-             for case in suites.get("stiff")]
+    main = plan(budget.compare_problem, optimizers=budget.optimizers, seeds=budget.compare_seeds,
+                iterations=budget.compare_iterations, lrs=budget.lrs, variants=True, preset=budget.compare_preset,
+                hessian_points=budget.hessian_points, solve_options=options)
+    suite = [plan(case.problem, optimizers=budget.optimizers, seeds=budget.suite_seeds, iterations=budget.suite_iterations,
+                  params=case.parameters, case=case.name, preset=budget.compare_preset,
+                  hessian_points=budget.hessian_points, solve_options=options)
+             for case in (suites.get(budget.suite) if budget.suite else ())]
     return main, suite
 
 
 def make_all(output: str | Path = "figures", runs: str | Path = "runs/figures", *, budget: Budget = Budget(),
-             workers: int | None = None, resume: bool = True,
+             workers: int | None = None, resume: bool = True, warm: bool = True,
              log: Callable[[str], None] | None = print) -> list[Path]:
     """Run what is missing, then write every figure and ``results.md`` into ``output``."""
     output, runs = Path(output), Path(runs)
-    solutions = {problem: solution_spec(problem, budget, runs) for problem in PROBLEMS}
+    solutions = {problem: solution_spec(problem, budget, runs) for problem in budget.problems}
     main, suite = plans(budget)
     # the longest runs first, so that the workers finish together
     specs = list(solutions.values()) + main.runs + [s for p in suite for s in p.runs]
     if log:
         log(f"pinn-lam figures: {len(specs)} runs (results in {runs}), figures into {output}")
-    records = {r["key"]: r for r in run_comparison(specs, runs, workers=workers, resume=resume, log=log)}
+    records = {r["key"]: r for r in run_comparison(specs, runs, workers=workers, resume=resume, warm=warm,
+                                                                 log=log)}
     failed = [problem for problem, spec in solutions.items() if records[spec.key]["status"] != "ok"]
     if failed:
         raise RuntimeError(f"the solve run of {', '.join(failed)} failed: "
@@ -109,9 +116,9 @@ def make_all(output: str | Path = "figures", runs: str | Path = "runs/figures", 
             if not (source / f"solution{suffix}").exists():
                 raise FileNotFoundError(f"{source / f'solution{suffix}'} is missing; run with --no-resume")
             written.append(Path(shutil.copyfile(source / f"solution{suffix}", output / f"solution_{problem}{suffix}")))
-    written += write_figures(main, records, output / "burgers", title="Burgers")
+    written += write_figures(main, records, output / main.case, title=main.case.capitalize())
     for p in suite:
-        written += write_figures(p, records, output / "stiff" / p.case, title=p.case)
+        written += write_figures(p, records, output / str(budget.suite) / p.case, title=p.case)
     text = results_markdown(solutions, main, suite, records)
     (output / "results.md").write_text(text)
     written.append(output / "results.md")
@@ -130,9 +137,10 @@ def results_markdown(solutions: dict[str, RunSpec], main: Plan, suite: list[Plan
         lines.append(f"| {problem} | {spec.label} | {m.get('iterations')} | {m['rel_l2']:.2e} | "
                      f"{m['max_abs']:.2e} | {m['seconds']:.1f} |")
     machine = machine_description()
-    lines += ["", f"## Burgers: optimizer comparison ({budget_text(main)} each, preset "
+    lines += ["", f"## {main.case.capitalize()}: optimizer comparison ({budget_text(main)} each, preset "
                   f"{main.main[0].preset or 'default'})", "",
-              markdown(summarize([records[s.key] for s in main.runs]), machine=machine).rstrip("\n"),
-              "", f"## Stiff suite ({budget_text(suite[0])} each)", "",
-              markdown(summarize([records[s.key] for p in suite for s in p.runs]), machine=machine)]
+              markdown(summarize([records[s.key] for s in main.runs]), machine=machine)]
+    if suite:
+        lines += [f"## Stiff suite ({budget_text(suite[0])} each)", "",
+                  markdown(summarize([records[s.key] for p in suite for s in p.runs]), machine=machine)]
     return "\n".join(lines)

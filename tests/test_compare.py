@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import csv
 import json
 import math
@@ -128,7 +129,7 @@ def test_tiny_comparison_end_to_end_writes_figures_and_tables_and_resumes(tmp_pa
     parser = argparse.ArgumentParser()
     compare.add_arguments(parser)
     argv = ["heat", "--optimizers", "lam,adam", "--seeds", "2", "--iterations", "6", "--preset", "quick",
-            "--eval-every", "2", "--workers", "2", "--n-collocation", "128", "--hessian-points", "1",
+            "--eval-every", "2", "--workers", "2", "--n-collocation", "128", "--hessian-points", "1", "--no-warm-up",
             "--output", str(tmp_path)]
     assert compare.run(parser.parse_args(argv)) == 0
     runs = sorted((tmp_path / "runs").glob("*.json"))
@@ -152,3 +153,21 @@ def test_tiny_comparison_end_to_end_writes_figures_and_tables_and_resumes(tmp_pa
     assert compare.run(parser.parse_args(argv)) == 0
     assert "resuming: 4 of 4 runs already finished" in capsys.readouterr().out
     assert [p.stat().st_mtime_ns for p in runs] == mtimes
+
+
+@pytest.mark.slow
+def test_figures_quick_form_makes_every_figure_and_the_results_table(tmp_path):
+    from pinn_lam.paper_figures import QUICK, make_all
+
+    # the full set has every problem and the suite; one problem keeps this test short
+    budget = dataclasses.replace(QUICK, optimizers=("lam", "adam"), compare_seeds=1, compare_iterations=4,
+                                 lrs=(1e-2,), suite=None, solution_iterations=4, problems=("heat",),
+                                 compare_problem="heat", hessian_points=0)
+    written = make_all(tmp_path / "figures", tmp_path / "runs", budget=budget, workers=1, warm=False, log=None)
+    names = {str(p.relative_to(tmp_path / "figures")) for p in written}
+    for stem in ("solution_heat", "heat/convergence_iteration", "heat/convergence_time", "heat/stiffness",
+                 "heat/lr_sensitivity", "heat/variants"):
+        assert {f"{stem}.png", f"{stem}.pdf"} <= names
+    text = (tmp_path / "figures" / "results.md").read_text()
+    assert "| heat | lam+lbfgs | 4 |" in text
+    assert "| heat | lam-layerwise | 0.001 |" in text and "| heat | adam | 0.01 |" in text and "Machine: " in text

@@ -79,6 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", help="output folder (default runs/compare/<problem or suite>)")
     parser.add_argument("--workers", type=int, help="parallel worker processes (default: min(cores, runs))")
     parser.add_argument("--no-resume", action="store_true", help="rerun runs already finished in the output folder")
+    parser.add_argument("--no-warm-up", action="store_true",
+                        help="skip the short untimed run per optimizer with which each worker starts "
+                             "(the first timed run of a worker then pays one-off start-up costs)")
     parser.add_argument("--preset", help="training preset of every run (quick)")
     parser.add_argument("--eval-every", type=int, help="iterations between error evaluations")
     parser.add_argument("--dtype", choices=("float32", "float64"), help="floating-point type of every run")
@@ -92,7 +95,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-stiffness", action="store_true",
                         help="skip the stiffness diagnostics (gradient norms, Hessian eigenvalue)")
     parser.add_argument("--hessian-points", type=int, default=3,
-                        help="Hessian top-eigenvalue estimates during training (first seed; one more at the end)")
+                        help="Hessian largest-eigenvalue estimates during training (first seed; one more at the end; 0: none)")
 
 
 def plans_from_args(args: argparse.Namespace):
@@ -107,8 +110,8 @@ def plans_from_args(args: argparse.Namespace):
         raise ValueError("--param cannot be combined with --suite (each case sets its own parameters)")
     if args.seeds < 1:
         raise ValueError(f"--seeds must be a positive count, got {args.seeds}")
-    if args.hessian_points < 1:
-        raise ValueError(f"--hessian-points must be positive, got {args.hessian_points}")
+    if args.hessian_points < 0:
+        raise ValueError(f"--hessian-points must be >= 0, got {args.hessian_points}")
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be a positive integer, got {args.workers}")
     cases = suites.get(args.suite) if args.suite else [suites.Case(args.problem, args.problem, tuple(params.items()))]
@@ -132,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output or Path("runs") / "compare" / (args.suite or args.problem))
     specs = [spec for p in plans for spec in p.runs]
     print(f"pinn-lam compare: {len(specs)} runs into {output}")
-    results = run_comparison(specs, output, workers=args.workers, resume=not args.no_resume)
+    results = run_comparison(specs, output, workers=args.workers, resume=not args.no_resume,
+                             warm=not args.no_warm_up)
     records = {r["key"]: r for r in results}
     machine = machine_description()
     written = []
