@@ -42,7 +42,8 @@ from torch import Tensor
 from torch.optim.optimizer import Optimizer
 
 _FUSED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-_FUSED_DEVICES = ("cpu", "cuda")
+#: devices with a fused AdamW kernel (torch added the CPU one in 2.4)
+_FUSED_DEVICES = ("cpu", "cuda") if torch.torch_version.TorchVersion(torch.__version__) >= "2.4" else ("cuda",)
 #: on CPU, tensors smaller than this go to the fallback (torch's own grain size for going parallel)
 MIN_FUSED_NUMEL = 32768
 
@@ -70,7 +71,7 @@ def _fusable(param: Tensor, grad: Tensor, square_avg: Tensor) -> bool:
     return ((param.numel() >= MIN_FUSED_NUMEL or not param.is_cpu)
             and param.dtype in _FUSED_DTYPES and grad.dtype == param.dtype == square_avg.dtype
             and param.is_contiguous() and grad.is_contiguous() and square_avg.is_contiguous()
-            and not grad.requires_grad and grad.device == param.device)
+            and not grad.requires_grad and grad.device == param.device and param.device.type in _FUSED_DEVICES)
 
 
 def _fused_lam(params: list[Tensor], grads: list[Tensor], square_avgs: list[Tensor], state_steps: list[Tensor],
