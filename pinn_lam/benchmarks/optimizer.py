@@ -125,7 +125,8 @@ def machine(device: torch.device) -> str:
             name = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"{name}, {torch.get_num_threads()} threads"
+    threads = torch.get_num_threads()
+    return f"{name}, {threads} thread{'s' if threads != 1 else ''}"
 
 
 def format_table(result: dict, reference: str = "RMSprop foreach") -> str:
