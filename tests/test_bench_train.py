@@ -99,3 +99,10 @@ def test_torch_func_loss_equals_the_autograd_loss():
     total, terms = loss()
     torch.testing.assert_close(terms_func["pde"], terms["pde"], rtol=1e-10, atol=1e-14)
     torch.testing.assert_close(total_func, total, rtol=1e-10, atol=1e-14)
+
+
+def test_solve_options_parse_json_values_and_strings():
+    assert train.solve_options(["width=20", "dtype=float32", "iterations=[2000, 3000]", "lr=1e-3"]) == {
+        "width": 20, "dtype": "float32", "iterations": [2000, 3000], "lr": 1e-3}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        train.solve_options(["width"])

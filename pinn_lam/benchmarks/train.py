@@ -65,9 +65,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--deepxde-recipe", action="store_true",
                         help="also measure DeepXDE's recipe (Adam 15000 + L-BFGS) to --targets (minutes)")
     parser.add_argument("--preset", default=None, help="pinn_lam.solve preset for --accuracy (default: the problem's defaults)")
+    parser.add_argument("--solve-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra pinn_lam.solve option for --accuracy, e.g. width=20 or iterations=[2000,3000] (repeatable)")
     parser.add_argument("--targets", type=float, nargs="+", default=[1e-2, 1e-3], help="relative L2 errors")
     parser.add_argument("--time-limit", type=float, default=600.0, help="seconds per accuracy run")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+
+
+def solve_options(pairs: list[str]) -> dict[str, Any]:
+    """``["width=20", "dtype=float32", "iterations=[2000,3000]"]`` -> keyword arguments (JSON values, else strings)."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--solve-option must look like KEY=VALUE, got {pair!r}")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -221,7 +237,7 @@ def peak_memory_mb(step: Callable[[], None]) -> float:
 
 
 def time_to_accuracy(problem, targets: list[float], *, fast: bool, time_limit: float, seed: int,
-                     device: str | None, preset: str | None = None) -> dict[str, Any]:
+                     device: str | None, preset: str | None = None, **options: Any) -> dict[str, Any]:
     """Seconds for :func:`pinn_lam.solve` (problem defaults, or ``preset``) to reach each target error."""
     from ..solve import solve
 
@@ -234,9 +250,11 @@ def time_to_accuracy(problem, targets: list[float], *, fast: bool, time_limit: f
                 reached[f"{t:g}"] = round(state.elapsed, 2)
         return all(v is not None for v in reached.values())
 
-    result = solve(problem, seed=seed, fast=fast, device=device, preset=preset, eval_every=50,
-                   time_limit=time_limit, callback=callback, figure=False)
+    options.setdefault("eval_every", 50)
+    result = solve(problem, seed=seed, fast=fast, device=device, preset=preset, time_limit=time_limit,
+                   callback=callback, figure=False, **options)
     return {"seconds_to": reached, "final_rel_l2": result.metrics["rel_l2"], "seconds": result.metrics["seconds"],
+            "options": options,
             "iterations": result.metrics["iterations"], "optimizer": result.config["optimizer"],
             "dtype": result.config["dtype"], "stop": result.metrics["stop_reason"]}
 
@@ -290,6 +308,7 @@ def machine() -> str:
 
 def run(args: argparse.Namespace) -> int:
     _check(args)
+    solve_options(args.solve_option)  # fail early on a malformed option
     import problems
 
     problem = problems.get(args.problem)
@@ -360,9 +379,10 @@ def run(args: argparse.Namespace) -> int:
     if args.accuracy:
         results["accuracy"] = {}
         for label, fast in (("pinn-lam fast path", True),):
-            print(f"\ntime to accuracy, {label}: pinn_lam.solve({args.problem!r}, preset={args.preset!r}) ...")
+            options = solve_options(args.solve_option)
+            print(f"\ntime to accuracy, {label}: pinn_lam.solve({args.problem!r}, preset={args.preset!r}, {options}) ...")
             out = time_to_accuracy(args.problem, args.targets, fast=fast, time_limit=args.time_limit,
-                                   seed=args.seed, device=args.device, preset=args.preset)
+                                   seed=args.seed, device=args.device, preset=args.preset, **options)
             results["accuracy"][label] = out
             print(json.dumps(out))
     if args.deepxde_recipe and args.problem == "burgers":
