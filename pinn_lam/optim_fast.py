@@ -121,7 +121,7 @@ def _layerwise_lam(params: list[Tensor], grads: list[Tensor], square_avgs: list[
             sum_of_squares = torch.dot(flat, flat).item()
         else:  # the CPU has no half-precision dot
             sum_of_squares = torch.linalg.vector_norm(flat, dtype=torch.float32).item() ** 2
-        v = beta * square_avg.item() + (1 - beta) * sum_of_squares / flat.numel()
+        v = beta * square_avg.item() + (1 - beta) * sum_of_squares / max(flat.numel(), 1)
         square_avg.fill_(v)
         v_hat = v / (1 - beta ** step.item()) if bias_correction else v
         denom = math.sqrt(v_hat + eps) if eps_inside_sqrt else math.sqrt(v_hat) + eps
