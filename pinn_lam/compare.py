@@ -340,8 +340,11 @@ def plan(problem: str, *, optimizers: Sequence[str] = ("lam", "adam", "rmsprop",
     per-term gradient norms about 50 times, and the first seed of each main run also the
     Hessian's largest eigenvalue at ``hessian_points`` evenly spaced points plus the end (0: none).
     """
+    import problems
+
     from . import presets
 
+    problems.get(problem, **(params or {}))  # an unknown problem or a bad parameter fails here, not in every run
     seeds = list(range(int(seeds))) if isinstance(seeds, (int,)) else [int(s) for s in seeds]
     if not seeds or min(seeds) < 0:
         raise ValueError(f"seeds must be a positive count or non-negative seeds, got {seeds!r}")
@@ -351,6 +354,10 @@ def plan(problem: str, *, optimizers: Sequence[str] = ("lam", "adam", "rmsprop",
         resolve_label(label)
     if any(not float(lr) > 0 for lr in lrs):
         raise ValueError(f"learning rates must be positive, got {list(lrs)!r}")
+    if iterations is not None and (isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1):
+        raise ValueError(f"iterations must be a positive integer, got {iterations!r}")
+    if time_limit is not None and not time_limit > 0:
+        raise ValueError(f"time limit must be positive seconds, got {time_limit!r}")
     settings = presets.resolve(problem, preset)
     if iterations is None and time_limit is None:
         budget = settings["iterations"]
@@ -360,10 +367,10 @@ def plan(problem: str, *, optimizers: Sequence[str] = ("lam", "adam", "rmsprop",
     if hessian_points < 0:
         raise ValueError(f"hessian_points must be >= 0, got {hessian_points!r}")
     if stiffness:
-        every = max(1, iterations // 50) if iterations else 50
+        every = max(1, iterations // 50) if iterations is not None else 50
         if not hessian_points:
             pass
-        elif iterations:
+        elif iterations is not None:
             hessian_at = tuple(int(iterations * k / hessian_points) for k in range(hessian_points))
         else:
             hessian_times = tuple(time_limit * k / hessian_points for k in range(hessian_points))

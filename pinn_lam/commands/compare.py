@@ -68,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated optimizers or variants (lam, lam-bc, lam-layerwise, adam, rmsprop, "
                              "sgd, lbfgs, or phases like lam+lbfgs)")
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds per optimizer (0, 1, ...)")
-    parser.add_argument("--iterations", type=int, help="iteration budget of every run (default: the problem's)")
+    parser.add_argument("--iterations", type=int, help="iteration budget of every run (unset: the problem's default budget)")
     parser.add_argument("--time-limit", type=float, metavar="SECONDS",
                         help="wall-time budget of every run in training seconds (alone: iterations unbounded)")
     parser.add_argument("--param", action="append", metavar="KEY=VALUE",
@@ -76,8 +76,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lrs", metavar="LR,LR,...",
                         help="learning-rate grid for the sensitivity study of LAM against Adam, e.g. 1e-4,1e-3,1e-2")
     parser.add_argument("--variants", action="store_true", help="also compare LAM's variants (bias correction, layer-wise)")
-    parser.add_argument("--output", help="output folder (default runs/compare/<problem or suite>)")
-    parser.add_argument("--workers", type=int, help="parallel worker processes (default: min(cores, runs))")
+    parser.add_argument("--output", help="output folder (unset: runs/compare/<problem or suite>)")
+    parser.add_argument("--workers", type=int, help="parallel worker processes (unset: min(cores, runs))")
     parser.add_argument("--no-resume", action="store_true", help="rerun runs already finished in the output folder")
     parser.add_argument("--no-warm-up", action="store_true",
                         help="skip the short untimed run per optimizer with which each worker starts "

@@ -14,10 +14,10 @@ two. Finished runs are kept under --runs, so an interrupted call picks up where 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default="figures", help="folder for the figures and results.md")
-    parser.add_argument("--runs", default=None, help="folder for the runs (default runs/figures, or runs/figures-quick)")
+    parser.add_argument("--runs", default=None, help="folder for the runs (unset: runs/figures, or runs/figures-quick with --quick)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every comparison iteration budget")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the pipeline, not the science")
-    parser.add_argument("--workers", type=int, help="parallel worker processes (default: the number of cores)")
+    parser.add_argument("--workers", type=int, help="parallel worker processes (unset: the number of cores)")
     parser.add_argument("--no-resume", action="store_true", help="rerun everything instead of reusing finished runs")
 
 
