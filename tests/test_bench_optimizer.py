@@ -35,6 +35,13 @@ def test_run_prints_the_table(capsys):
     assert "| RMSprop foreach |" in out and "| 1.00 |" in out and "| copy_ of a buffer of the same size |" in out
 
 
-def test_bad_sizes_are_refused():
+def test_bad_sizes_and_devices_are_refused():
     with pytest.raises(ValueError, match="need params >= tensors >= 1"):
         bench.measure(n_params=3, n_tensors=5)
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    with pytest.raises(ValueError, match="'gpu0' is not a torch device"):
+        bench.run(parser.parse_args(["--device", "gpu0"]))
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            bench.run(parser.parse_args(["--device", "cuda"]))
