@@ -161,7 +161,8 @@ def stiffness_figure(records: Iterable[dict[str, Any]], *, title: str | None = N
     """(a) per-loss-term gradient norms :math:`\\|\\partial L_k/\\partial\\theta\\|` against iteration
     (median over seeds; colour = optimizer, line style = term); (b) the loss Hessian's largest
     eigenvalue at the checkpoints where it was estimated (first seed of each optimizer; log scale,
-    so a negative estimate, possible far from a minimum, is not drawn)."""
+    so a negative estimate, possible far from a minimum, is not drawn; an open marker is an
+    estimate whose power iteration had not converged)."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
@@ -177,10 +178,15 @@ def stiffness_figure(records: Iterable[dict[str, Any]], *, title: str | None = N
             grid, median, _, _ = band([curve(r["stiffness"], "iteration", f"grad_norm_{term}") for r in runs])
             ax_g.plot(grid, median, color=style["color"], linestyle=TERM_STYLES.get(term, "-."))
         first = min(runs, key=lambda r: r["spec"]["seed"])
-        x, y = curve(first["stiffness"], "iteration", "hessian_top")
-        x, y = x[y > 0], y[y > 0]
+        rows = [row for row in first["stiffness"] if row.get("hessian_top") is not None and row["hessian_top"] > 0]
+        x, y = curve(rows, "iteration", "hessian_top")
         if len(x):
             ax_h.plot(x, y, marker="o", markersize=3, label=display_name(label), **style)
+            # an estimate whose power iteration did not meet its tolerance: open marker
+            loose = np.array([row.get("hessian_converged") is False for row in rows])
+            if loose.any():
+                ax_h.plot(x[loose], y[loose], "o", markersize=3, markerfacecolor="white",
+                          markeredgecolor=style["color"], linestyle="none")
     for ax in (ax_g, ax_h):
         ax.set_yscale("log")
     ax_g.set_ylabel("gradient norm $\\|\\nabla_\\theta L_k\\|$")

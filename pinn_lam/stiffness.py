@@ -217,6 +217,7 @@ class StiffnessMonitor:
                                          tol=self.tol, seed=self.seed)
             row["hessian_top"] = eig.value
             row["hessian_power_steps"] = eig.iterations
+            row["hessian_converged"] = eig.converged
         self.rows.append(row)
         self._last_recorded = int(iteration)
         self.seconds += time.perf_counter() - start

@@ -24,7 +24,7 @@ def synthetic(label: str, seed: int, rate: float, *, lr=None, status="ok", itera
             row["rel_l2"] = 0.5 * math.exp(-rate * it / 2) * (1 + 0.1 * seed)
         history.append(row)
     stiffness = [{"iteration": it, "time": it * 0.01, "grad_norm_pde": 10 * math.exp(-rate * it),
-                  "grad_norm_ic": math.exp(-rate * it / 3), **({"hessian_top": 100.0 / (1 + it)} if it % 100 == 0 else {})}
+                  "grad_norm_ic": math.exp(-rate * it / 3), **({"hessian_top": 100.0 / (1 + it), "hessian_converged": it > 0} if it % 100 == 0 else {})}
                  for it in range(0, iterations + 1, 10)]
     return {"spec": {"problem": "burgers", "case": "burgers", "label": label, "seed": seed, "lr": lr},
             "status": status, "error": None if status == "ok" else "NonFiniteLossError: nan",
@@ -87,8 +87,12 @@ def test_stiffness_figure_has_norms_per_term_and_hessian_points(tmp_path):
         fig = stiffness_figure(records)
         grad_ax, hess_ax = fig.axes
         assert len(grad_ax.get_lines()) == 4  # 2 optimizers x 2 terms
-        hessian_lines = hess_ax.get_lines()
-        assert len(hessian_lines) == 2 and list(hessian_lines[0].get_xdata()) == [0, 100, 200]
-        assert list(hessian_lines[0].get_ydata()) == pytest.approx([100.0, 100 / 101, 100 / 201])
+        lines = [line for line in hess_ax.get_lines() if line.get_linestyle() != "None"]
+        assert len(lines) == 2 and list(lines[0].get_xdata()) == [0, 100, 200]
+        assert list(lines[0].get_ydata()) == pytest.approx([100.0, 100 / 101, 100 / 201])
+        # the unconverged first estimate of each optimizer gets an open marker
+        loose = [line for line in hess_ax.get_lines() if line.get_linestyle() == "None"]
+        assert [list(line.get_xdata()) for line in loose] == [[0], [0]]
+        assert all(line.get_markerfacecolor() == "white" for line in loose)
         save_figure(fig, tmp_path / "stiffness")
     assert (tmp_path / "stiffness.png").exists()
