@@ -292,8 +292,13 @@ def run_comparison(specs: Iterable[RunSpec], output_dir: str | Path, *, workers:
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker,
                                  initargs=(max(1, cores // workers), warm)) as pool:
             futures = {pool.submit(run, spec): spec for spec in todo}
-            for future in as_completed(futures):
-                finish(futures[future], future.result())
+            try:
+                for future in as_completed(futures):
+                    finish(futures[future], future.result())
+            except BaseException:
+                # interrupted or a worker died: drop the queued runs; finished ones are on disk
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
     return [results[spec.key] for spec in specs]
 
 

@@ -171,3 +171,13 @@ def test_figures_quick_form_makes_every_figure_and_the_results_table(tmp_path):
     text = (tmp_path / "figures" / "results.md").read_text()
     assert "| heat | lam+lbfgs | 4 |" in text
     assert "| heat | lam-layerwise | 0.001 |" in text and "| heat | adam | 0.01 |" in text and "Machine: " in text
+
+
+def test_parameter_values_parse_numbers_tuples_and_pi():
+    from pinn_lam.commands.compare import parse_params
+
+    params = parse_params(["nu=0.01/pi", "modes=((1, 1.0), (8, 0.5))", "alpha=2e-1", "name=abc"])
+    assert params["nu"] == pytest.approx(0.01 / math.pi)
+    assert params["modes"] == ((1, 1.0), (8, 0.5)) and params["alpha"] == 0.2 and params["name"] == "abc"
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_params(["nu"])
