@@ -124,6 +124,8 @@ def configure(problem: Problem, preset: str | None, options: dict[str, Any]) -> 
     for name in ("eval_every", "checkpoint_every", "resample_every", "adaptive_every"):
         if config[name] is not None:
             config[name] = _positive_int(name, config[name])
+    if config["time_limit"] is not None and not float(config["time_limit"]) > 0:
+        raise ValueError(f"time_limit must be positive seconds, got {config['time_limit']!r}")
     config["lr"] = float(config["lr"])
     if not config["lr"] > 0 or not math.isfinite(config["lr"]):
         raise ValueError(f"Invalid learning rate: {config['lr']} (must be positive and finite)")
@@ -189,15 +191,13 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
     becomes NaN/inf, ``ValueError`` for bad options, ``OSError`` for unwritable folders.
     """
     problem = make_problem(problem, params)
-    if time_limit is not None and not (float(time_limit) > 0):
-        raise ValueError(f"time_limit must be positive seconds, got {time_limit!r}")
     if seed is None or isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     options = dict(optimizer=optimizer, iterations=iterations, lr=lr, lr_decay=lr_decay, width=width, depth=depth,
                    activation=activation, n_collocation=n_collocation, n_boundary=n_boundary, sampler=sampler,
                    resample_every=resample_every, hard_constraints=hard_constraints, dtype=dtype,
                    eval_every=eval_every, checkpoint_every=checkpoint_every, weights=weights, device=device,
-                   adaptive_every=adaptive_every, adaptive_pool=adaptive_pool)
+                   adaptive_every=adaptive_every, adaptive_pool=adaptive_pool, time_limit=time_limit)
     config = configure(problem, preset, options)
     config.update(seed=int(seed), fast=fast, preset=preset, optimizer_options=dict(optimizer_options))
     out = Path(output_dir) if output_dir is not None else None
@@ -232,7 +232,7 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
                       adaptive_every=config["adaptive_every"], adaptive_pool=config["adaptive_pool"],
                       lr_decay=config["lr_decay"], evaluate=evaluate, eval_every=config["eval_every"],
                       checkpoint_path=checkpoint_path, checkpoint_every=config["checkpoint_every"],
-                      time_limit=time_limit, callback=callback, extra=config)
+                      time_limit=config["time_limit"], callback=callback, extra=config)
     if saved is not None:
         trainer.load_state_dict(saved)
     stop_reason = trainer.run()
