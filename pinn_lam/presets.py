@@ -51,7 +51,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 #: per-problem overrides of a preset (applied after :data:`PRESETS`)
 PROBLEM_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
-    ("burgers", "quick"): {"iterations": [800, 1200], "width": 20, "depth": 4, "adaptive_every": 600},
+    ("burgers", "quick"): {"iterations": [500, 2500], "width": 24, "depth": 4, "adaptive_every": 1000},
 }
 
 
