@@ -112,6 +112,7 @@ class TrainState:
     total: int
     values: dict[str, float]
     rel_l2: float | None
+    time_limit: float | None = None
 
 
 class Trainer:
@@ -307,7 +308,7 @@ class Trainer:
             self.phase_iteration += done
             self.elapsed = time.perf_counter() - start
             state = TrainState(self.iteration, phase.optimizer, self.phase_index, self.model, self.loss,
-                               self.optimizer, self.elapsed, total_planned, values, last_error)
+                               self.optimizer, self.elapsed, total_planned, values, last_error, self.time_limit)
             if self.callback is not None and self.callback(state):
                 self.stop_reason = "stopped by callback"
                 break

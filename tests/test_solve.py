@@ -105,3 +105,15 @@ def test_bad_options_raise_value_errors_before_training(kwargs, match):
     problem = kwargs.pop("problem", "heat")
     with pytest.raises(ValueError, match=match):
         solve(problem, **{**dict(SMALL, reference_resolution=(16, 16)), **kwargs})
+
+
+def test_presets_layer_problem_defaults_preset_and_explicit_options():
+    from pinn_lam import presets
+
+    burgers = presets.resolve("burgers")
+    assert burgers["depth"] == 5 and burgers["optimizer"] == "lam+lbfgs" and burgers["time_limit"] == 285.0
+    quick = presets.resolve("heat", "quick", {"width": 7, "depth": None})
+    assert quick["width"] == 7 and quick["depth"] == presets.PRESETS["quick"]["depth"]
+    assert quick["iterations"] == presets.PRESETS["quick"]["iterations"]
+    with pytest.raises(ValueError, match="unknown preset 'fast'; available: quick"):
+        presets.resolve("heat", "fast")

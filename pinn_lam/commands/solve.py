@@ -202,8 +202,9 @@ class ProgressBar:
         postfix.update({k: f"{v:.1e}" for k, v in state.values.items() if k != "loss" and len(state.values) > 2})
         if state.rel_l2 is not None:
             postfix["rel_l2"] = f"{state.rel_l2:.2e}"
-        if self.time_limit is not None:
-            postfix["limit"] = f"{max(0.0, self.time_limit - state.elapsed):.0f}s"
+        limit = state.time_limit if state.time_limit is not None else self.time_limit
+        if limit is not None and limit != float("inf"):
+            postfix["limit"] = f"{max(0.0, limit - state.elapsed):.0f}s"
         self.bar.set_postfix(postfix, refresh=False)
         return None
 
