@@ -51,7 +51,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 #: per-problem overrides of a preset (applied after :data:`PRESETS`)
 PROBLEM_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
-    ("burgers", "quick"): {"iterations": [500, 3000], "width": 24, "depth": 5, "adaptive_every": 1000},
+    ("burgers", "quick"): {"iterations": [500, 3000], "n_collocation": 2048, "width": 24, "depth": 5,
+                           "adaptive_every": 1000},
 }
 
 
