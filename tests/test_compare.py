@@ -12,8 +12,12 @@ import pytest
 
 from pinn_lam.compare import (RunSpec, correct_history_times, load_result, plan, resolve_label, result_path,
                               run_comparison)
+from pinn_lam import presets
 from pinn_lam.results_table import COLUMNS, summarize, time_to
 
+
+#: the learning rate a run gets when none is given (the preset's, shared by every problem)
+DEFAULT_LR = presets.resolve("heat")["lr"]
 
 def fake_record(spec: RunSpec, error: float = 1e-3) -> dict:
     history = [{"iteration": i, "time": 0.5 * i, "loss": 10.0 ** -i, "rel_l2": 10.0 ** -i} for i in range(4)]
@@ -41,10 +45,12 @@ def test_run_spec_rejects_bad_budgets():
 def test_plan_shares_runs_between_studies_and_diagnoses_first_seed_only():
     p = plan("heat", optimizers=("lam", "adam", "lbfgs"), seeds=2, iterations=300, lrs=(1e-3, 1e-2), variants=True)
     assert len(p.main) == 6 and len(p.lr) == 8 and len(p.variants) == 6
-    # lam/adam at the default lr 1e-3 are main runs (4), lam in variants too (2): 6 + 4 + 4 = 14 distinct
+    # lam/adam at the preset's default lr (one of the grid's) are main runs (4), lam in variants too (2):
+    # 6 + 4 + 4 = 14 distinct
+    assert DEFAULT_LR in (1e-3, 1e-2)
     assert len(p.runs) == 14
     lam0 = next(s for s in p.main if s.label == "lam" and s.seed == 0)
-    assert lam0.lr == 1e-3 and lam0 in p.lr and lam0 in p.variants
+    assert lam0.lr == DEFAULT_LR and lam0 in p.lr and lam0 in p.variants
     assert lam0.hessian_at == (0, 100, 200) and lam0.stiffness_every == 6
     assert all(not s.hessian_at for s in p.main if s.seed == 1)
     assert next(s for s in p.main if s.label == "lbfgs").lr is None
@@ -143,7 +149,7 @@ def test_tiny_comparison_end_to_end_writes_figures_and_tables_and_resumes(tmp_pa
     assert tuple(rows[0]) == COLUMNS
     assert sorted(r["optimizer"] for r in rows) == ["adam", "lam"] and all(r["runs"] == "2" for r in rows)
     assert all(0 < float(r["rel_l2_median"]) < 2 for r in rows)
-    assert "| heat | lam | 0.001 |" in (tmp_path / "results.md").read_text()
+    assert f"| heat | lam | {DEFAULT_LR:g} |" in (tmp_path / "results.md").read_text()
     for stem in ("convergence_iteration", "convergence_time", "stiffness"):
         assert (tmp_path / f"{stem}.png").stat().st_size > 0 and (tmp_path / f"{stem}.pdf").stat().st_size > 0
     hessians = [json.loads(p.read_text())["stiffness"] for p in runs]
@@ -170,7 +176,7 @@ def test_figures_quick_form_makes_every_figure_and_the_results_table(tmp_path):
         assert {f"{stem}.png", f"{stem}.pdf"} <= names
     text = (tmp_path / "figures" / "results.md").read_text()
     assert "| heat | lam+lbfgs | 4 |" in text
-    assert "| heat | lam-layerwise | 0.001 |" in text and "| heat | adam | 0.01 |" in text and "Machine: " in text
+    assert f"| heat | lam-layerwise | {DEFAULT_LR:g} |" in text and "| heat | adam | 0.01 |" in text and "Machine: " in text
 
 
 def test_parameter_values_parse_numbers_tuples_and_pi():
