@@ -1,33 +1,17 @@
 """pinn-lam: physics-informed neural networks trained with LAM (Layer-wise Adaptive Moments).
 
-Importing the package sets no global state; heavier pieces load on first use.
+Importing the package sets no global state.
 """
 from __future__ import annotations
 
-import importlib
-
 __version__ = "0.1.0"
 
-# public name -> module that defines it (loaded lazily, so `import pinn_lam` stays cheap)
-_LAZY = {
-    "LAM": "optim",
-    "lam": "optim",
-    "MLP": "models",
-    "Problem": "problem",
-    "Condition": "problem",
-    "Reference": "problem",
-    "solve": "solve",
-    "Result": "solve",
-}
+from .models import MLP
+from .optim import LAM, lam
+from .problem import Condition, HardConstraint, Problem, Reference
+# `solve` is both a submodule and the function it defines: importing the function here, after the
+# submodule, keeps `pinn_lam.solve` the function however the submodule is imported later
+from .solve import Result, solve
 
-__all__ = sorted(_LAZY) + ["__version__"]
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__ = ["LAM", "MLP", "Condition", "HardConstraint", "Problem", "Reference", "Result", "lam", "solve",
+           "__version__"]
