@@ -8,17 +8,17 @@ the ``cache_dir`` argument, else the environment variable ``PINN_LAM_CACHE``, el
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import time
 import zipfile
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
+
+from .atomic import atomic_write
 
 #: environment variable naming the cache folder
 ENV_VAR = "PINN_LAM_CACHE"
@@ -62,17 +62,8 @@ def save(path: Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) 
     """Write ``arrays`` and JSON ``meta`` to ``path`` atomically; returns ``path``."""
     if "__meta__" in arrays:
         raise ValueError("'__meta__' is reserved for the metadata")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, __meta__=np.array(json.dumps(dict(meta), default=_jsonable)), **arrays)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    return path
+    return atomic_write(path, lambda file: np.savez(
+        file, __meta__=np.array(json.dumps(dict(meta), default=_jsonable)), **arrays))
 
 
 def cached(name: str, parameters: Mapping[str, Any], resolution: Any, version: str,

@@ -25,6 +25,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from .atomic import atomic_write
+
 #: figure label -> (optimizer name for ``solve``, extra optimizer options)
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "lam": ("lam", {}),
@@ -184,13 +186,8 @@ def correct_history_times(history: list[dict[str, Any]], overhead: Sequence[tupl
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to a temporary file next to ``path`` and rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as handle:
-        json.dump(data, handle, indent=1, default=_default)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=1, default=_default).encode()
+    atomic_write(path, lambda file: file.write(text))
 
 
 def result_path(output_dir: str | Path, spec: RunSpec) -> Path:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import importlib
 from typing import Mapping
 
-import torch
 from torch import Tensor, nn
 
 from .problem import HardConstraint, Problem

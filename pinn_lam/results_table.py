@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import math
 import platform
-import subprocess
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -139,19 +138,12 @@ def write_markdown(rows: Sequence[dict[str, Any]], path: str | Path, *, machine:
 
 def machine_description() -> str:
     """CPU model (from ``lscpu``), usable cores, torch version and threads, and any CUDA device."""
-    import os
 
     import torch
 
-    model = platform.processor() or platform.machine()
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        model = next((line.split(":", 1)[1].strip() for line in out.splitlines()
-                      if line.startswith("Model name")), model)
-    except (OSError, subprocess.SubprocessError):
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    text = f"{model}, {cores} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}, " \
+    from .machine import cpu_model, usable_cores
+
+    text = f"{cpu_model()}, {usable_cores()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}, " \
            f"torch {torch.__version__}"
     if torch.cuda.is_available():
         text += f", CUDA device {torch.cuda.get_device_name(0)}"

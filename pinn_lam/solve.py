@@ -312,13 +312,8 @@ def write_outputs(result: Result, out: Path, figure: bool = True) -> list[Path]:
 
 def _machine() -> dict[str, Any]:
     import os
-    import platform
 
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            model = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": model, "cpu_count": os.cpu_count(), "torch": torch.__version__,
+    from .machine import cpu_model
+
+    return {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

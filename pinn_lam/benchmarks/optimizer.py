@@ -10,12 +10,13 @@ is compared with a ``copy_`` of a buffer of the same size timed in the same roun
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 from collections.abc import Callable
 
 import torch
+
+from ..machine import cpu_model
 
 from ..optim import LAM, default_implementation
 
@@ -119,12 +120,7 @@ def measure(n_params: int = 10_000_000, n_tensors: int = 20, repeats: int = 15,
 def machine(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            name = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    name = cpu_model()
     threads = torch.get_num_threads()
     return f"{name}, {threads} thread{'s' if threads != 1 else ''}"
 

@@ -23,13 +23,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from typing import Any, Callable
 
 import numpy as np
 import torch
+
+from ..machine import cpu_model
 
 HELP = "time a PINN training step (autograd, fast path, DeepXDE) and the time to reach a relative L2 error"
 DESCRIPTION = ("Time one PINN training step on DeepXDE's Burgers configuration (2-20-20-20-1 tanh, 2540 + 80 + 160 "
@@ -297,13 +298,7 @@ def deepxde_time_to_accuracy(problem, targets: list[float], *, time_limit: float
 
 
 def machine() -> str:
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
-    except OSError:
-        pass
-    return f"{name}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    return f"{cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
 def run(args: argparse.Namespace) -> int:

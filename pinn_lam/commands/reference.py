@@ -147,18 +147,9 @@ def published_burgers_error(cache_dir: str | None = None) -> tuple[str, float] |
 
 
 def _machine() -> str:
-    import os
-    import platform
+    from pinn_lam.machine import cpu_model, usable_cores
 
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} cores"
+    return f"{cpu_model()}, {usable_cores()} cores"
 
 
 def _short(value: Any) -> str:
