@@ -148,7 +148,8 @@ class LAM(Optimizer):
                 state["step"] = torch.tensor(0.0, dtype=_get_scalar_dtype())
                 state["square_avg"] = (torch.zeros((), dtype=p.real.dtype, device=p.device) if group["layerwise"]
                                        else torch.zeros_like(p, memory_format=torch.preserve_format))
-            elif group["layerwise"] != (state["square_avg"].dim() == 0):
+            # (a 0-d parameter stores a 0-d square_avg in both modes, so only tensors can mismatch)
+            elif p.dim() > 0 and group["layerwise"] != (state["square_avg"].dim() == 0):
                 raise ValueError(f"layerwise={group['layerwise']} does not match the saved state of a parameter "
                                  f"(its square_avg has shape {tuple(state['square_avg'].shape)})")
             square_avgs.append(state["square_avg"])

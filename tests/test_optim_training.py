@@ -201,3 +201,21 @@ def test_state_saved_by_one_path_resumes_in_another():
     _train(reference, reference_optimizer, 6, data)
     for a, b in zip(model.parameters(), reference.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("layerwise", [False, True])
+def test_scalar_parameters_step_repeatedly_and_match_the_hand_computation(layerwise):
+    # a learnable scalar (e.g. an unknown viscosity in an inverse problem) next to a tensor
+    nu = torch.nn.Parameter(torch.tensor(0.5, dtype=torch.float64))
+    w = torch.nn.Parameter(torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64))
+    optimizer = LAM([w, nu], lr=1e-2, layerwise=layerwise)
+    v, value = 0.0, 0.5
+    for _ in range(3):
+        optimizer.zero_grad()
+        ((w.sum() - 1) ** 2 + (nu - 1) ** 2).backward()
+        g = 2 * (value - 1)
+        v = 0.1 * g * g + 0.9 * v
+        value -= 1e-2 * g / (v ** 0.5 + 1e-8)
+        optimizer.step()
+    assert nu.item() == pytest.approx(value, rel=1e-12)
+    assert optimizer.state[nu]["square_avg"].shape == ()
