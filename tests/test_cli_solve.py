@@ -1,5 +1,6 @@
 """`pinn-lam solve` and `pinn-lam list`: a real subprocess run, its files, and one-line errors."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -85,3 +86,11 @@ def test_list_names_problems_and_optimizers(capsys):
     out = capsys.readouterr().out
     for word in ("burgers", "heat", "poisson", "lam", "adam", "rmsprop", "sgd", "lbfgs", "sobol", "--quick"):
         assert word in out
+
+
+def test_param_values_take_arithmetic_with_pi_like_the_other_commands():
+    from pinn_lam.commands.params import param
+
+    name, value = param("nu=0.01/pi")
+    assert name == "nu" and value == pytest.approx(0.01 / math.pi)
+    assert param("modes=[[1, 1.0], [3, 0.2]]")[1] == ((1, 1.0), (3, 0.2))

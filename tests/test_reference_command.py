@@ -5,6 +5,7 @@ import math
 import pytest
 
 from pinn_lam.commands import reference
+from pinn_lam.commands.params import parse_value
 
 
 def _parse(argv):
@@ -14,11 +15,11 @@ def _parse(argv):
 
 
 def test_values_may_use_pi_and_tuples():
-    assert reference._value("0.01/pi") == pytest.approx(0.01 / math.pi, rel=1e-15)
-    assert reference._value("(64, 32)") == (64, 32)
-    assert reference._value("((1, 1.0), (4, 0.5))") == ((1, 1.0), (4, 0.5))
-    assert reference._value("-2*pi") == pytest.approx(-2 * math.pi)
-    assert reference._value("__import__('os')") == "__import__('os')"  # never evaluated
+    assert parse_value("0.01/pi") == pytest.approx(0.01 / math.pi, rel=1e-15)
+    assert parse_value("(64, 32)") == (64, 32)
+    assert parse_value("((1, 1.0), (4, 0.5))") == ((1, 1.0), (4, 0.5))
+    assert parse_value("-2*pi") == pytest.approx(-2 * math.pi)
+    assert parse_value("__import__('os')") == "__import__('os')"  # never evaluated
     assert _parse(["burgers", "--param", "nu=0.1/pi"]).param == [("nu", pytest.approx(0.1 / math.pi))]
 
 

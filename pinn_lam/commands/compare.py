@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import ast
-import math
-import operator
 from pathlib import Path
 from typing import Any
+
+from .params import parse_value
 
 HELP = "compare optimizers (LAM, Adam, RMSprop, L-BFGS, ...) on a problem or a suite: figures and tables"
 DESCRIPTION = """\
@@ -16,31 +15,6 @@ and wall time, median and min-max band over seeds), a stiffness figure (per-term
 the loss Hessian's top eigenvalue), optionally a learning-rate sensitivity figure (LAM against
 Adam, --lrs) and LAM's variants (--variants), plus results.csv and results.md.
 Each run is saved as it finishes: run the same command again to resume a killed comparison."""
-
-_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-        ast.Pow: operator.pow, ast.USub: operator.neg, ast.UAdd: operator.pos}
-
-
-def parse_value(text: str) -> Any:
-    """A parameter value: a number, tuple or list (Python syntax), arithmetic with ``pi``
-    (``0.01/pi``), or else the string itself."""
-    def walk(node: ast.AST) -> Any:
-        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bool)):
-            return node.value
-        if isinstance(node, ast.Name) and node.id == "pi":
-            return math.pi
-        if isinstance(node, (ast.Tuple, ast.List)):
-            return tuple(walk(e) for e in node.elts)
-        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-            return _OPS[type(node.op)](walk(node.left), walk(node.right))
-        if isinstance(node, ast.UnaryOp) and type(node.op) in _OPS:
-            return _OPS[type(node.op)](walk(node.operand))
-        raise ValueError
-    try:
-        return walk(ast.parse(text.strip(), mode="eval").body)
-    except (SyntaxError, ValueError, TypeError, ZeroDivisionError):
-        return text.strip()
-
 
 def parse_params(items: list[str] | None) -> dict[str, Any]:
     params = {}

@@ -4,14 +4,14 @@ problems with reference errors and times measured from scratch."""
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
 import math
-import operator
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from .params import param, parse_value
 
 HELP = "compute and draw a problem's finite-difference reference; --table: the table of all problems"
 DESCRIPTION = (
@@ -36,9 +36,9 @@ EQUATIONS = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("problem", nargs="?", metavar="PROBLEM", help="burgers, heat or poisson")
-    parser.add_argument("--param", action="append", default=[], type=_param, metavar="NAME=VALUE",
+    parser.add_argument("--param", action="append", default=[], type=param, metavar="NAME=VALUE",
                         help="a problem parameter, e.g. nu=0.003/pi or 'modes=((1, 1.0),)' (repeatable)")
-    parser.add_argument("--resolution", type=_value, default=None,
+    parser.add_argument("--resolution", type=parse_value, default=None,
                         help="the solver's resolution (burgers: x-intervals; heat: NX,NT; poisson: N or NX,NY); "
                              "none: chosen from the parameters")
     parser.add_argument("--output", default="runs/reference", help="folder for the figure")
@@ -171,37 +171,3 @@ def _stem(problem) -> str:
 
 
 # -- argument parsing: numbers may be written with pi, e.g. nu=0.01/pi --------------------------
-
-_OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-              ast.Div: operator.truediv, ast.Pow: operator.pow, ast.USub: operator.neg, ast.UAdd: operator.pos}
-
-
-def _evaluate(node: ast.AST) -> Any:
-    if isinstance(node, ast.Expression):
-        return _evaluate(node.body)
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
-        return node.value
-    if isinstance(node, ast.Name) and node.id == "pi":
-        return math.pi
-    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
-        return _OPERATORS[type(node.op)](_evaluate(node.left), _evaluate(node.right))
-    if isinstance(node, ast.UnaryOp) and type(node.op) in _OPERATORS:
-        return _OPERATORS[type(node.op)](_evaluate(node.operand))
-    if isinstance(node, (ast.Tuple, ast.List)):
-        return tuple(_evaluate(item) for item in node.elts)
-    raise ValueError("not a number")
-
-
-def _value(text: str) -> Any:
-    """A Python literal or arithmetic with ``pi`` (``0.01/pi``, ``(512, 512)``); else the text."""
-    try:
-        return _evaluate(ast.parse(text.strip(), mode="eval"))
-    except (ValueError, SyntaxError, ZeroDivisionError, TypeError):
-        return text
-
-
-def _param(text: str) -> tuple[str, Any]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE (e.g. nu=0.01/pi), got {text!r}")
-    name, value = text.split("=", 1)
-    return name.strip(), _value(value)

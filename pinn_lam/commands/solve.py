@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import math
 import sys
 from pathlib import Path
 from typing import Any
+
+from .params import param
 
 HELP = "train a PINN on a problem (burgers, poisson, heat) and validate it against the reference"
 DESCRIPTION = (
@@ -34,17 +35,6 @@ def _iterations(text: str) -> int | list[int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer or one per phase like 3000,2000, got {text!r}") from None
     return values[0] if len(values) == 1 else values
-
-
-def _param(text: str) -> tuple[str, Any]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE (e.g. nu=0.001), got {text!r}")
-    name, value = text.split("=", 1)
-    try:
-        parsed = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        parsed = value
-    return name.strip(), parsed
 
 
 def _defaults(key: str) -> str:
@@ -107,7 +97,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="every N iterations redraw the collocation points where the PDE residual is "
                           f"large (RAD), restarting L-BFGS ({_defaults('adaptive_every')})")
     run = parser.add_argument_group("problem, machine and output")
-    run.add_argument("--param", type=_param, action="append", metavar="NAME=VALUE", default=hide,
+    run.add_argument("--param", type=param, action="append", metavar="NAME=VALUE", default=hide,
                      help="a problem parameter, repeatable, e.g. --param nu=0.001 (see 'pinn-lam list')")
     run.add_argument("--device", default=hide, help="cpu, cuda or cuda:N (default: cuda when available)")
     run.add_argument("--dtype", choices=("float32", "float64"), default=hide,
