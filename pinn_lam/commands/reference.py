@@ -169,5 +169,3 @@ def _stem(problem) -> str:
     params = re.sub(r"[^A-Za-z0-9-]+", "_", params.replace("/", "over").replace(".", "p")).strip("_")
     return f"{problem.name}_{params}"[:120]
 
-
-# -- argument parsing: numbers may be written with pi, e.g. nu=0.01/pi --------------------------
