@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 2
+    from .machine import tune_malloc
+
+    tune_malloc()  # every command trains or times training steps: keep freed memory for reuse
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:

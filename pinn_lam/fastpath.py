@@ -4,128 +4,35 @@ A PINN residual needs :math:`u`, :math:`\partial_i u` and pure second derivative
 :math:`\partial_i^2 u` at every collocation point. Nested ``autograd.grad`` gets them with one
 backward pass per derivative, each building a graph that the parameter gradient then
 differentiates again. For a plain MLP the same numbers follow exactly from pushing a truncated
-Taylor expansion along each input direction :math:`e_i` forward through the layers:
+Taylor expansion along each input direction forward through the layers, with the parameter
+gradient written out by hand (:mod:`pinn_lam.taylor` has the rules). This is exact (it is the
+chain rule, checked against nested autograd in the tests) and takes far fewer kernels and
+passes over memory than differentiating a graph twice.
 
-.. math::
-
-    z = s \odot x + c, \qquad z' = s_i e_i, \qquad z'' = 0,
-
-    a = W h + b, \qquad a' = W h', \qquad a'' = W h'',
-
-    h_+ = \sigma(a), \qquad h_+' = \sigma'(a)\, a', \qquad
-    h_+'' = \sigma''(a)\, a'^2 + \sigma'(a)\, a'',
-
-and the last layer is affine. The rows :math:`[h, h'_1, \dots, h'_m, h''_1, \dots]` of all
-directions are stacked so that each layer costs one matrix product; the first layer's
-:math:`a'` is a constant column of :math:`W` and needs no product at all.
-
-The propagation is one :class:`torch.autograd.Function` whose backward pass (the gradient with
-respect to the weights, for the optimizer) is written out by hand: for a hidden layer with
-upstream gradients :math:`\bar h, \bar h'_i, \bar h''_j`,
-
-.. math::
-
-    \bar a = \sigma' \bar h + \sigma'' \textstyle\sum_i \bar h'_i a'_i
-             + \sum_j \bar h''_j (\sigma''' a_j'^2 + \sigma'' a''_j), \qquad
-    \bar a'_i = \sigma' \bar h'_i + 2 \sigma'' a'_i \bar h''_i, \qquad
-    \bar a''_j = \sigma' \bar h''_j,
-
-then :math:`\bar W = \sum_{\text{rows}} \bar a_{\text{row}}^\top h_{\text{row}}` and
-:math:`\bar h = W^\top \bar a` row by row. This is exact (it is the chain rule, checked against
-nested autograd in the tests) and takes far fewer kernels than letting autograd differentiate
-the elementwise Taylor rules, which is where the time goes for PINN-sized layers on a CPU.
+:func:`evaluate` also carries the values at further points (those of Dirichlet conditions) in
+the same pass, so a whole PINN loss is one propagation and one hand-written backward.
 
 A hard constraint :math:`u = a(x) + b(x)\,r(x)` (:class:`pinn_lam.problem.HardConstraint`) is
 handled by the product rule, :math:`u_i = a_i + b_i r + b r_i` and
 :math:`u_{ii} = a_{ii} + b_{ii} r + 2 b_i r_i + b r_{ii}`, with the derivatives of :math:`a`
 and :math:`b` taken by autograd on the points (they may depend on the points only). A caller
 that evaluates the same points many times may compute them once with :func:`constraint_terms`
-and pass them in.
+(and :func:`constraint_values`) and pass them in.
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from .models import MLP
 from .problem import HardConstraint
+from .taylor import ACTIVATION_DERIVATIVES, taylor_block
 
-__all__ = ["supports", "derivatives", "constraint_terms", "ACTIVATION_DERIVATIVES"]
-
-Triple = tuple[Tensor, Tensor, Tensor]
-
-
-def _tanh(a: Tensor) -> Triple:
-    s = torch.tanh(a)
-    d1 = 1 - s * s
-    return s, d1, -2 * s * d1
-
-
-def _sin(a: Tensor) -> Triple:
-    s = torch.sin(a)
-    return s, torch.cos(a), -s
-
-
-def _sigmoid(a: Tensor) -> Triple:
-    s = torch.sigmoid(a)
-    d1 = s * (1 - s)
-    return s, d1, d1 * (1 - 2 * s)
-
-
-def _softplus(a: Tensor) -> Triple:
-    # torch's softplus is exactly linear above its threshold (20), and so are its derivatives
-    linear = a > 20
-    p = torch.sigmoid(a)
-    d1 = torch.where(linear, torch.ones_like(p), p)
-    d2 = torch.where(linear, torch.zeros_like(p), p * (1 - p))
-    return torch.nn.functional.softplus(a), d1, d2
-
-
-def _softplus3(a: Tensor, s: Tensor, d1: Tensor, d2: Tensor) -> Tensor:
-    return torch.where(a > 20, torch.zeros_like(d2), d2 * (1 - 2 * d1))
-
-
-def _silu(a: Tensor) -> Triple:
-    p = torch.sigmoid(a)
-    q = p * (1 - p)
-    return a * p, p + a * q, q * (2 + a * (1 - 2 * p))
-
-
-def _silu3(a: Tensor, s: Tensor, d1: Tensor, d2: Tensor) -> Tensor:
-    p = torch.sigmoid(a)
-    q = p * (1 - p)
-    return q * ((1 - 2 * p) * (3 + a * (1 - 2 * p)) - 2 * a * q)
-
-
-def _normal_pdf(a: Tensor) -> Tensor:
-    return torch.exp(-0.5 * a * a) * 0.3989422804014327
-
-
-def _gelu(a: Tensor) -> Triple:
-    # exact (erf) GELU: s = a Phi(a), s' = Phi + a phi, s'' = phi (2 - a^2)
-    cdf = 0.5 * (1 + torch.erf(a * 0.7071067811865476))
-    pdf = _normal_pdf(a)
-    return a * cdf, cdf + a * pdf, pdf * (2 - a * a)
-
-
-def _gelu3(a: Tensor, s: Tensor, d1: Tensor, d2: Tensor) -> Tensor:
-    return _normal_pdf(a) * a * (a * a - 4)
-
-
-#: activation name -> (a -> (sigma, sigma', sigma''), (a, sigma, sigma', sigma'') -> sigma''');
-#: the third derivative is only needed by the hand-written backward pass
-ACTIVATION_DERIVATIVES: dict[str, tuple[Callable[[Tensor], Triple],
-                                        Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]]] = {
-    "tanh": (_tanh, lambda a, s, d1, d2: (4 - 6 * d1) * d1),  # 6 s^2 - 2 = 4 - 6 (1 - s^2)
-    "sin": (_sin, lambda a, s, d1, d2: -d1),
-    "sigmoid": (_sigmoid, lambda a, s, d1, d2: d1 * (1 - 6 * s + 6 * s * s)),
-    "softplus": (_softplus, _softplus3),
-    "silu": (_silu, _silu3),
-    "gelu": (_gelu, _gelu3),
-}
+__all__ = ["ACTIVATION_DERIVATIVES", "Plan", "constraint_terms", "constraint_values", "derivatives", "evaluate", "prepare",
+           "run", "supports"]
 
 
 def _is_pure_key(key: object) -> bool:
@@ -162,104 +69,6 @@ def supports(model: torch.nn.Module, keys: Sequence[str]) -> bool:
     return all(_is_pure_key(key) for key in keys)
 
 
-class _TaylorMLP(torch.autograd.Function):
-    """Rows ``[r, r'_1..r'_n1, r''_1..r''_n2]`` ``(1 + n1 + n2, N, m)`` of an MLP's raw output.
-
-    Inputs: ``(activation, cols, n2)``, the scaled points ``z`` (N, d), the input scales of the
-    ``cols`` directions (n1,), then ``W_0, b_0, W_1, b_1, ...``. Directions ``cols[:n2]`` also
-    get second derivatives. Inside, each layer keeps the value ``h`` (N, w) apart from the
-    derivative rows ``D`` (n1 + n2, N, w), so that the bias rides in ``addmm``.
-    """
-
-    @staticmethod
-    def forward(ctx, spec, z, scale, *params):  # type: ignore[override]
-        activation, cols, n2 = spec
-        act = ACTIVATION_DERIVATIVES[activation][0]
-        n1 = len(cols)
-        weights, biases = params[0::2], params[1::2]
-        # first layer: a' along e_i is the constant column scale_i W[:, i], and a'' = 0
-        column = (weights[0][:, list(cols)] * scale).T  # (n1, w)
-        a = torch.addmm(biases[0], z, weights[0].T)
-        h, d1, d2 = act(a)
-        rows = a.new_empty((n1 + n2,) + a.shape)
-        torch.mul(d1, column[:, None], out=rows[:n1])
-        torch.mul(d2, column[:n2, None] ** 2, out=rows[n1:])
-        saved = [z, scale, column, a, h, d1, d2]
-        for weight, bias in zip(weights[1:-1], biases[1:-1]):
-            a = torch.addmm(bias, h, weight.T)
-            pre = torch.matmul(rows, weight.T)  # one product for every direction
-            saved += [h, rows, a, pre]
-            h, d1, d2 = act(a)
-            rows = pre * d1  # sigma' a' and sigma' a''
-            first = pre[:n2]
-            rows[n1:].addcmul_(first * first, d2)  # + sigma'' a'^2
-            saved += [h, d1, d2]
-        value = torch.addmm(biases[-1], h, weights[-1].T)
-        result = torch.cat((value[None], torch.matmul(rows, weights[-1].T)))
-        saved += [h, rows]
-        ctx.save_for_backward(*saved, *params)
-        ctx.spec = spec
-        ctx.depth = len(weights)
-        return result
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad):  # type: ignore[override]
-        activation, cols, n2 = ctx.spec
-        act3 = ACTIVATION_DERIVATIVES[activation][1]
-        n1, depth = len(cols), ctx.depth
-        saved = ctx.saved_tensors
-        params = saved[-2 * depth:]
-        weights = params[0::2]
-        z, scale, column, a0, h0, d10, d20 = saved[:7]
-        hidden = [saved[7 + 7 * i: 14 + 7 * i] for i in range(depth - 2)]
-        h, rows = saved[7 + 7 * (depth - 2): 9 + 7 * (depth - 2)]
-        grads: list[Tensor | None] = [None] * (2 * depth)
-        g_value, g_rows = grad[0], grad[1:]
-        grads[-2] = torch.addmm(g_value.T @ h, g_rows.flatten(0, 1).T, rows.flatten(0, 1))
-        grads[-1] = g_value.sum(0)
-        up_value, up_rows = g_value @ weights[-1], torch.matmul(g_rows, weights[-1])
-        for index in range(depth - 2, 0, -1):
-            h, rows, a, pre, s, d1, d2 = hidden[index - 1]
-            mixed = up_rows[0] * pre[0]  # sum over rows of upstream * pre-activation derivative
-            for r in range(1, n1 + n2):
-                mixed.addcmul_(up_rows[r], pre[r])
-            g_a = torch.addcmul(up_value * d1, d2, mixed)
-            if n2:
-                first = pre[:n2]
-                second_first = up_rows[n1:] * first
-                g_a.addcmul_(act3(a, s, d1, d2), (second_first * first).sum(0))
-                g_pre = up_rows.mul_(d1)  # in place: up_rows is not needed any more
-                g_pre[:n2].addcmul_(second_first, d2, value=2)
-            else:
-                g_pre = up_rows.mul_(d1)
-            grads[2 * index] = torch.addmm(g_a.T @ h, g_pre.flatten(0, 1).T, rows.flatten(0, 1))
-            grads[2 * index + 1] = g_a.sum(0)
-            up_value, up_rows = g_a @ weights[index], torch.matmul(g_pre, weights[index])
-        g_first = up_rows[:n1]
-        g_a = torch.addcmul(up_value * d10, d20, (g_first * column[:, None]).sum(0))
-        g_column = (g_first * d10).sum(1)  # (n1, w)
-        if n2:
-            g_second = up_rows[n1:]
-            g_a.addcmul_(act3(a0, h0, d10, d20), (g_second * column[:n2, None] ** 2).sum(0))
-            g_column[:n2].addcmul_(column[:n2], (g_second * d20).sum(1), value=2)
-        g_weight = g_a.T @ z
-        for rank, i in enumerate(cols):  # the columns' dependence on W_0
-            g_weight[:, i] += g_column[rank] * scale[rank]
-        grads[0] = g_weight
-        grads[1] = g_a.sum(0)
-        g_z = g_a @ weights[0] if ctx.needs_input_grad[1] else None
-        return (None, g_z, None, *grads)
-
-
-def _taylor(model: MLP, points: Tensor, cols: list[int], n2: int) -> Tensor:
-    """The stacked rows ``(1 + n1 + n2, N, m)``: raw output, first derivatives along ``cols``,
-    pure second derivatives along ``cols[:n2]``."""
-    params = [p for layer in model.layers for p in (layer.weight, layer.bias)]
-    scale = model.input_scale[cols]
-    return _TaylorMLP.apply((model.activation, tuple(cols), n2), model.scale_inputs(points), scale, *params)
-
-
 def constraint_terms(transform: HardConstraint, points: Tensor, variables: Sequence[str],
                      keys: Sequence[str]) -> dict[str, Tensor]:
     r"""Values and derivatives of a hard constraint's offset :math:`a` and factor :math:`b`.
@@ -294,43 +103,83 @@ def constraint_terms(transform: HardConstraint, points: Tensor, variables: Seque
     return terms
 
 
-def derivatives(model: MLP, points: Tensor, variables: Sequence[str], keys: Sequence[str], *,
-                terms: Mapping[str, Tensor] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
-    """``u = model(points)`` (N, m) and ``{key: derivative}`` as
-    :func:`pinn_lam.operators.derivatives` gives them, by forward-mode propagation.
+def constraint_values(transform: HardConstraint, points: Tensor) -> dict[str, Tensor]:
+    """``{"a": a, "b": b}`` of a hard constraint at ``points``, each ``(N, 1)`` and detached:
+    what :func:`evaluate` needs at points where only the value of ``u`` is wanted."""
+    with torch.no_grad():
+        terms = {}
+        for label, fn in (("a", transform.offset), ("b", transform.factor)):
+            value = torch.as_tensor(fn(points), dtype=points.dtype, device=points.device)
+            terms[label] = value.reshape(-1, 1).expand(points.shape[0], 1) if value.numel() == 1 else value.reshape(-1, 1)
+    return terms
 
-    Args:
-        model: an MLP for which :func:`supports` is True.
-        points: (N, d) inputs in the order of ``variables``; they need not require grad.
-        variables: single-character names of the input columns.
-        keys: derivative names like ``"x"``, ``"t"``, ``"xx"``.
-        terms: optional precomputed :func:`constraint_terms` of the model's hard constraint at
-            these very points (saves a few autograd calls per step).
 
-    Everything returned is differentiable (once) with respect to the model's parameters (and,
-    without a hard constraint, the points, whose constraint terms are detached); it cannot be
-    differentiated twice (use :mod:`pinn_lam.operators` for that).
-    """
+@dataclass
+class Plan:
+    """What :func:`run` needs besides the parameters, computed once by :func:`prepare`: the
+    parsed keys, the scaled points of every set stacked in one tensor, and the hard
+    constraint's terms. Valid for as long as the points, and the model's dtype and device, stay
+    the same."""
+
+    variables: tuple[str, ...]
+    keys: tuple[str, ...]
+    cols: list[int]
+    n2: int
+    sizes: list[int]  # rows of ``points``, then of each of ``values``
+    inputs: Tensor  # every point set stacked, unscaled
+    scaled: Tensor | None  # ``model.scale_inputs(inputs)`` when it needs no graph, else None
+    scale: Tensor  # the input scales of ``cols``
+    terms: Mapping[str, Tensor] | None
+    value_terms: list[Mapping[str, Tensor]] | None
+
+
+def prepare(model: MLP, points: Tensor, variables: Sequence[str], keys: Sequence[str], *,
+            values: Sequence[Tensor] = (), terms: Mapping[str, Tensor] | None = None,
+            value_terms: Sequence[Mapping[str, Tensor]] | None = None) -> Plan:
+    """Check the arguments of :func:`evaluate` and precompute what does not depend on the
+    parameters, so that a caller evaluating the same points every step (a training loop) can
+    call :func:`run` with the plan."""
     if not supports(model, keys):
         raise ValueError(f"fast path does not support this model/keys (keys={tuple(keys)}, "
                          f"activation={getattr(model, 'activation', None)!r}); use pinn_lam.operators")
     variables = tuple(variables)
-    if points.dim() != 2 or points.shape[1] != len(variables):
-        raise ValueError(f"points must have shape (N, {len(variables)}), got {tuple(points.shape)}")
+    for name, p in [("points", points)] + [(f"values[{j}]", v) for j, v in enumerate(values)]:
+        if p.dim() != 2 or p.shape[1] != len(variables):
+            raise ValueError(f"{name} must have shape (N, {len(variables)}), got {tuple(p.shape)}")
+    if value_terms is not None and len(value_terms) != len(values):
+        raise ValueError(f"value_terms must have one entry per values entry ({len(values)}), got {len(value_terms)}")
     cols, n2 = _parse_keys(variables, keys)
-    rows = _taylor(model, points, cols, n2)
-    raw, n1 = rows[0], len(cols)
+    inputs = torch.cat((points, *values)) if values else points
     transform = model.output_transform
     if transform is not None:
-        c = constraint_terms(transform, points, variables, keys) if terms is None else terms
-        u = c["a"] + c["b"] * raw
-    else:
+        terms = constraint_terms(transform, points, variables, keys) if terms is None else terms
+        value_terms = [constraint_values(transform, v) for v in values] if value_terms is None else list(value_terms)
+    scaled = None if inputs.requires_grad and torch.is_grad_enabled() else model.scale_inputs(inputs).detach()
+    return Plan(variables, tuple(keys), cols, n2, [points.shape[0]] + [v.shape[0] for v in values], inputs,
+                scaled, model.input_scale[cols], terms, value_terms)
+
+
+def run(model: MLP, plan: Plan) -> tuple[Tensor, dict[str, Tensor], list[Tensor]]:
+    """:func:`evaluate` with the arguments :func:`prepare` checked and precomputed."""
+    cols, n2, n = plan.cols, plan.n2, plan.sizes[0]
+    n1 = len(cols)
+    params = [p for layer in model.layers for p in (layer.weight, layer.bias)]
+    scaled = model.scale_inputs(plan.inputs) if plan.scaled is None else plan.scaled
+    block = taylor_block(model.activation, cols, n2, n, scaled, plan.scale, params)
+    raw = block[:n]
+    rows = block[block.shape[0] - (n1 + n2) * n:].view(n1 + n2, n, block.shape[1])
+    extra = list(block[n:block.shape[0] - (n1 + n2) * n].split(plan.sizes[1:])) if len(plan.sizes) > 1 else []
+    if model.output_transform is None:
         u = raw
+    else:
+        c = plan.terms
+        u = c["a"] + c["b"] * raw
+        extra = [t["a"] + t["b"] * r for t, r in zip(plan.value_terms, extra)]
     result: dict[str, Tensor] = {}
-    for key in keys:
-        rank = cols.index(variables.index(key[0]))
-        row = rows[1 + rank] if len(key) == 1 else rows[1 + n1 + rank]
-        if transform is None:
+    for key in plan.keys:
+        rank = cols.index(plan.variables.index(key[0]))
+        row = rows[rank] if len(key) == 1 else rows[n1 + rank]
+        if model.output_transform is None:
             result[key] = row
         elif len(key) == 1:
             v = key
@@ -338,5 +187,40 @@ def derivatives(model: MLP, points: Tensor, variables: Sequence[str], keys: Sequ
         else:
             v = key[0]
             result[key] = (c[f"a_{key}"] + c[f"b_{key}"] * raw
-                           + 2 * c[f"b_{v}"] * rows[1 + rank] + c["b"] * row)
+                           + 2 * c[f"b_{v}"] * rows[rank] + c["b"] * row)
+    return u, result, extra
+
+
+def evaluate(model: MLP, points: Tensor, variables: Sequence[str], keys: Sequence[str], *,
+             values: Sequence[Tensor] = (), terms: Mapping[str, Tensor] | None = None,
+             value_terms: Sequence[Mapping[str, Tensor]] | None = None
+             ) -> tuple[Tensor, dict[str, Tensor], list[Tensor]]:
+    """``u`` and its derivatives ``keys`` at ``points``, and ``u`` alone at each of ``values``,
+    in one forward-mode pass (one matrix product per layer for all of them).
+
+    Args:
+        model: an MLP for which :func:`supports` is True.
+        points: (N, d) inputs in the order of ``variables``; they need not require grad.
+        variables: single-character names of the input columns.
+        keys: derivative names like ``"x"``, ``"t"``, ``"xx"``.
+        values: further (N_j, d) point sets where only ``u`` is needed (e.g. the points of
+            Dirichlet conditions).
+        terms: optional precomputed :func:`constraint_terms` of the model's hard constraint at
+            ``points`` (saves a few autograd calls per step).
+        value_terms: optional precomputed :func:`constraint_values` at each of ``values``.
+
+    Returns ``(u, {key: derivative}, [u_j for each of values])``, each ``(N, m)``. Everything is
+    differentiable (once) with respect to the model's parameters (and, without a hard
+    constraint, the points); it cannot be differentiated twice (use :mod:`pinn_lam.operators`).
+    Equivalent to ``run(model, prepare(model, points, ...))``.
+    """
+    return run(model, prepare(model, points, variables, keys, values=values, terms=terms, value_terms=value_terms))
+
+
+def derivatives(model: MLP, points: Tensor, variables: Sequence[str], keys: Sequence[str], *,
+                terms: Mapping[str, Tensor] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    """``u = model(points)`` (N, m) and ``{key: derivative}`` as
+    :func:`pinn_lam.operators.derivatives` gives them, by forward-mode propagation: :func:`evaluate`
+    without extra value points."""
+    u, result, _ = evaluate(model, points, variables, keys, terms=terms)
     return u, result

@@ -12,13 +12,16 @@ hard-constraint output transform (:class:`pinn_lam.problem.HardConstraint`) enfo
 are listed in its ``covers`` and are dropped from the loss.
 
 The PDE term's derivatives come from the forward-mode fast path
-(:func:`pinn_lam.fastpath.derivatives`) when it supports the model, and otherwise from nested
-autograd (:func:`pinn_lam.operators.derivatives`); both give the same values.
+(:func:`pinn_lam.fastpath.evaluate`) when it supports the model, and otherwise from nested
+autograd (:func:`pinn_lam.operators.derivatives`); both give the same values. On the fast path
+the values at the points of Dirichlet-type conditions (``Condition.value_only``) ride in the
+same pass, and a hard constraint's terms at the fixed points are computed once per
+:meth:`PINNLoss.set_points`.
 """
 from __future__ import annotations
 
 import importlib
-from typing import Mapping
+from collections.abc import Mapping
 
 from torch import Tensor, nn
 
@@ -108,6 +111,7 @@ class PINNLoss:
                 shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
                 raise ValueError(f"points[{name!r}] must be a non-empty (N, {d}) tensor, got {shape}")
         self.points = {name: points[name].detach() for name in self._terms}
+        self._fast_plan = None  # the fast path's precomputed inputs for these points, when first needed
 
     def pde_residual(self, points: Tensor | None = None) -> Tensor:
         """The pointwise PDE residual ``(N, 1)`` at ``points`` (default: the collocation points)."""
@@ -125,18 +129,39 @@ class PINNLoss:
     def condition_residual(self, name: str, points: Tensor | None = None) -> Tensor:
         """The pointwise residual of condition ``name`` at ``points`` (default: its own points)."""
         points = self.points[name] if points is None else points
+        condition = self._conditions[name]
         # conditions on derivatives (e.g. Neumann) differentiate u with respect to the points
-        points = points.detach().requires_grad_(True)
-        return self._conditions[name].residual(points, self.model(points))
+        points = points.detach() if condition.value_only else points.detach().requires_grad_(True)
+        return condition.residual(points, self.model(points))
+
+    def _fast_residuals(self) -> dict[str, Tensor]:
+        """Every term's pointwise residual, the PDE and the value-only conditions in one pass."""
+        problem, model, points = self.problem, self.model, self.points
+        shared = [name for name in self._terms[1:] if self._conditions[name].value_only]
+        plan = self._fast_plan
+        parameter = next(model.parameters())
+        if plan is None or plan.inputs.dtype != parameter.dtype or plan.inputs.device != parameter.device:
+            plan = self._fast_plan = _fastpath().prepare(model, points["pde"], problem.variables, problem.derivatives,
+                                                         values=[points[name] for name in shared])
+        u, d, values = _fastpath().run(model, plan)
+        residuals = {"pde": problem.pde(points["pde"], u, d)}
+        for name, value in zip(shared, values):
+            residuals[name] = self._conditions[name].residual(points[name], value)
+        for name in self._terms[1:]:
+            if name not in residuals:
+                residuals[name] = self.condition_residual(name)
+        return residuals
 
     def __call__(self) -> tuple[Tensor, dict[str, Tensor]]:
         return self.loss()
 
     def loss(self) -> tuple[Tensor, dict[str, Tensor]]:
         """The total weighted loss and every term's mean square residual by name."""
-        values: dict[str, Tensor] = {}
-        for name in self._terms:
-            residual = self.pde_residual() if name == "pde" else self.condition_residual(name)
-            values[name] = residual.square().mean()
+        if self.fast:
+            residuals = self._fast_residuals()
+        else:
+            residuals = {name: self.pde_residual() if name == "pde" else self.condition_residual(name)
+                         for name in self._terms}
+        values = {name: residuals[name].square().mean() for name in self._terms}
         total = sum(self.weights[name] * values[name] for name in self._terms)
         return total, values

@@ -38,17 +38,21 @@ class Condition:
     ``sample(n, unit)`` returns ``n`` points of shape ``(n, d)`` on the part of the boundary
     where the condition holds, drawing its randomness only from ``unit``;
     ``residual(points, u)`` returns the pointwise residual, whose mean square is the loss.
+    ``value_only`` declares that ``residual`` uses ``u`` only, never its derivatives with respect
+    to the points (a Dirichlet condition): the loss may then evaluate ``u`` there in the same
+    forward-mode pass as the PDE residual, with points that do not require grad.
     """
 
     name: str
     sample: Callable[[int, UnitSampler], np.ndarray]
     residual: Callable[[Tensor, Tensor], Tensor]
+    value_only: bool = False
 
 
 def dirichlet(name: str, sample: Callable[[int, UnitSampler], np.ndarray],
               value: Callable[[Tensor], Tensor]) -> Condition:
     """A Dirichlet condition :math:`u = g` on the sampled points (``value(points) -> (N, 1)``)."""
-    return Condition(name, sample, lambda points, u: u - value(points))
+    return Condition(name, sample, lambda points, u: u - value(points), value_only=True)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from . import lbfgs
 from .checkpoint import save_checkpoint
 from .errors import NonFiniteLossError
 from .losses import PINNLoss
+from .machine import tune_malloc
 from .sampling import PointSampler
 
 #: optimizer name -> description
@@ -151,6 +152,7 @@ class Trainer:
             raise ValueError(f"lr_decay must be in (0, 1], got {lr_decay!r}")
         if (resample_every is not None or adaptive_every is not None) and sampler is None:
             raise ValueError("resample_every and adaptive_every need a sampler")
+        tune_malloc()  # a step frees and reallocates the same tensors: keep them out of the OS
         self.model, self.loss, self.phases = model, loss, list(phases)
         self.sampler, self.resample_every, self.lr_decay = sampler, resample_every, float(lr_decay)
         self.adaptive_every, self.adaptive_pool = adaptive_every, int(adaptive_pool)

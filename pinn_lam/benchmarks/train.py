@@ -298,7 +298,10 @@ def deepxde_time_to_accuracy(problem, targets: list[float], *, time_limit: float
 
 
 def machine() -> str:
-    return f"{cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    from ..machine import tune_malloc
+
+    malloc = "glibc malloc tuned" if tune_malloc() else "default malloc"
+    return f"{cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads, {malloc}"
 
 
 def run(args: argparse.Namespace) -> int:
