@@ -241,7 +241,7 @@ def _output_backward(grad: Tensor, block: Tensor, weight: Tensor, nv: int) -> tu
     """Gradients of the last layer's weight and bias, and of the block below it."""
     grad = grad.contiguous()
     # one output: an outer product, cheaper as a broadcast than as a rank-1 matrix product
-    up = grad * weight if weight.shape[0] == 1 else grad @ weight
+    up = grad @ weight
     return grad.T @ block, grad[:nv].sum(0), up
 
 
@@ -264,10 +264,13 @@ class _TaylorTanh(torch.autograd.Function):
         h = torch.tanh(torch.addmm(biases[0], z, weights[0].T), out=block[:nv])
         d = _one_minus_square(h)
         rows = block[nv:].view(k, n, width)
-        torch.mul(d[:n], column[:, None], out=rows[:n1])
-        t = h[:n] * column[:n2, None] if n2 else None  # t_j = h a'_j
-        if n2:  # h''_j = d (0 - 2 t_j a'_j) = -2 t_j h'_j
-            torch.mul(rows[:n2], t, out=rows[n1:]).mul_(-2)
+        # direction by direction: a row times a vector is a fast broadcast, (k, 1, w) is not
+        for i in range(n1):
+            torch.mul(d[:n], column[i], out=rows[i])
+        t = h.new_empty((n2, n, width)) if n2 else None  # t_j = h a'_j
+        for j in range(n2):  # h''_j = d (0 - 2 t_j a'_j) = -2 t_j h'_j
+            torch.mul(h[:n], column[j], out=t[j])
+            torch.mul(rows[j], t[j], out=rows[n1 + j]).mul_(-2)
         saved = [z, scale, column, h, d, t]
         for weight, bias in zip(weights[1:-1], biases[1:-1]):
             pre = block @ weight.T  # one product for values and every derivative row
@@ -324,18 +327,20 @@ class _TaylorTanh(torch.autograd.Function):
             up = up @ weights[index]
         width = up.shape[1]
         rows, g_h = up[nv:].view(k, n, width), up[:nv]
-        m = (rows[:n1] * column[:, None]).sum(0)
-        if n2:
-            second_t = rows[n1:] * t0
-            m.add_((second_t * column[:n2, None]).sum(0), alpha=-2)  # the rows a''~ = -2 t a'
-            g_h[:n].addcmul_(d0[:n], (rows[n1:] * column[:n2, None] ** 2).sum(0), value=-2)
-            rows[:n2].add_(second_t, alpha=-4)
+        m = rows[0] * column[0]
+        for i in range(1, n1):
+            m.addcmul_(rows[i], column[i])
+        for j in range(n2):
+            second_t = rows[n1 + j] * t0[j]
+            m.addcmul_(second_t, column[j], value=-2)  # the rows a''~_j = -2 t_j a'_j
+            g_h[:n].addcmul_(d0[:n], rows[n1 + j] * column[j].square(), value=-2)
+            rows[j].add_(second_t, alpha=-4)
         g_h[:n].addcmul_(h0[:n], m, value=-2)
         g_h.mul_(d0)
         g_column = (rows[:n1] * d0[:n]).sum(1)  # (n1, w): the gradient of the constant a'
         g_weight = g_h.T @ z
-        for rank, i in enumerate(cols):  # the columns' dependence on W_0
-            g_weight[:, i] += g_column[rank] * scale[rank]
+        # the columns' dependence on W_0
+        g_weight.index_add_(1, torch.tensor(cols, device=z.device), (g_column * scale[:, None]).T)
         grads[0], grads[1] = g_weight, g_h.sum(0)
         g_z = g_h @ weights[0] if ctx.needs_input_grad[1] else None
         return (None, g_z, None, *grads)
