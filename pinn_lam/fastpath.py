@@ -165,10 +165,8 @@ def run(model: MLP, plan: Plan) -> tuple[Tensor, dict[str, Tensor], list[Tensor]
     n1 = len(cols)
     params = [p for layer in model.layers for p in (layer.weight, layer.bias)]
     scaled = model.scale_inputs(plan.inputs) if plan.scaled is None else plan.scaled
-    block = taylor_block(model.activation, cols, n2, n, scaled, plan.scale, params)
-    raw = block[:n]
-    rows = block[block.shape[0] - (n1 + n2) * n:].view(n1 + n2, n, block.shape[1])
-    extra = list(block[n:block.shape[0] - (n1 + n2) * n].split(plan.sizes[1:])) if len(plan.sizes) > 1 else []
+    pieces = taylor_block(model.activation, cols, n2, plan.sizes, scaled, plan.scale, params)
+    raw, extra, rows = pieces[0], list(pieces[1:len(plan.sizes)]), pieces[len(plan.sizes):]
     if model.output_transform is None:
         u = raw
     else:

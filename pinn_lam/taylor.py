@@ -145,7 +145,8 @@ class _TaylorGeneric(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, spec, z, scale, *params):  # type: ignore[override]
-        activation, cols, n2, n = spec
+        activation, cols, n2, sizes = spec
+        n = sizes[0]
         act = ACTIVATION_DERIVATIVES[activation][0]
         n1, nv = len(cols), z.shape[0]
         k = n1 + n2
@@ -175,12 +176,15 @@ class _TaylorGeneric(torch.autograd.Function):
         saved.append(block)
         ctx.save_for_backward(*saved, *params)
         ctx.spec, ctx.depth = spec, len(weights)
-        return _output(block, weights[-1], biases[-1], nv)
+        ctx.sizes_out = list(sizes) + [n] * (len(cols) + n2)
+        ctx.set_materialize_grads(False)
+        return _pieces(_output(block, weights[-1], biases[-1], nv), sizes, len(cols) + n2)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad):  # type: ignore[override]
-        activation, cols, n2, n = ctx.spec
+    def backward(ctx, *grads_out):  # type: ignore[override]
+        activation, cols, n2, sizes = ctx.spec
+        n = sizes[0]
         act3 = ACTIVATION_DERIVATIVES[activation][1]
         n1, depth = len(cols), ctx.depth
         k = n1 + n2
@@ -192,6 +196,7 @@ class _TaylorGeneric(torch.autograd.Function):
         hidden = [saved[7 + 5 * i: 12 + 5 * i] for i in range(depth - 2)]
         block = saved[7 + 5 * (depth - 2)]
         grads: list[Tensor | None] = [None] * (2 * depth)
+        grad = _gather(grads_out, ctx.sizes_out, weights[-1])
         grads[-2], grads[-1], up = _output_backward(grad, block, weights[-1], nv)
         for index in range(depth - 2, 0, -1):
             block, pre, s, d1, d2 = hidden[index - 1]
@@ -230,6 +235,19 @@ class _TaylorGeneric(torch.autograd.Function):
         return (None, g_z, None, *grads)
 
 
+def _pieces(out: Tensor, sizes: Sequence[int], k: int) -> tuple[Tensor, ...]:
+    """The output block as separate views: the value rows of each point set, then each of the
+    ``k`` derivative rows. Separate outputs reach the backward pass as separate gradients,
+    without a slicing node (and a zero-filled block-sized gradient) per piece."""
+    return tuple(out.split(list(sizes) + [sizes[0]] * k))
+
+
+def _gather(grads: Sequence[Tensor | None], sizes: Sequence[int], weight: Tensor) -> Tensor:
+    """The gradient of the output block from the gradients of its pieces (``None``: unused)."""
+    return torch.cat([g if g is not None else weight.new_zeros((size, weight.shape[0]))
+                      for g, size in zip(grads, sizes)])
+
+
 def _output(block: Tensor, weight: Tensor, bias: Tensor, nv: int) -> Tensor:
     """The affine last layer on the block; the bias goes to the value rows only."""
     out = block @ weight.T
@@ -254,7 +272,8 @@ class _TaylorTanh(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, spec, z, scale, *params):  # type: ignore[override]
-        _, cols, n2, n = spec
+        _, cols, n2, sizes = spec
+        n = sizes[0]
         n1, nv = len(cols), z.shape[0]
         k = n1 + n2
         weights, biases = params[0::2], params[1::2]
@@ -289,12 +308,15 @@ class _TaylorTanh(torch.autograd.Function):
         saved.append(block)
         ctx.save_for_backward(*saved, *params)
         ctx.spec, ctx.depth = spec, len(weights)
-        return _output(block, weights[-1], biases[-1], nv)
+        ctx.sizes_out = list(sizes) + [n] * (len(cols) + n2)
+        ctx.set_materialize_grads(False)
+        return _pieces(_output(block, weights[-1], biases[-1], nv), sizes, len(cols) + n2)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad):  # type: ignore[override]
-        _, cols, n2, n = ctx.spec
+    def backward(ctx, *grads_out):  # type: ignore[override]
+        _, cols, n2, sizes = ctx.spec
+        n = sizes[0]
         n1, depth = len(cols), ctx.depth
         k = n1 + n2
         saved = ctx.saved_tensors
@@ -304,6 +326,7 @@ class _TaylorTanh(torch.autograd.Function):
         nv = z.shape[0]
         hidden = [saved[6 + 5 * i: 11 + 5 * i] for i in range(depth - 2)]
         grads: list[Tensor | None] = [None] * (2 * depth)
+        grad = _gather(grads_out, ctx.sizes_out, weights[-1])
         grads[-2], grads[-1], up = _output_backward(grad, saved[6 + 5 * (depth - 2)], weights[-1], nv)
         for index in range(depth - 2, 0, -1):
             block, pre, h, d, t = hidden[index - 1]
@@ -346,11 +369,12 @@ class _TaylorTanh(torch.autograd.Function):
         return (None, g_z, None, *grads)
 
 
-def taylor_block(activation: str, cols: Sequence[int], n2: int, n: int, z: Tensor, scale: Tensor,
-                 params: Sequence[Tensor]) -> Tensor:
-    """The ``(nv + k n, m)`` block of an MLP's raw output (``k = len(cols) + n2``): values at all
-    ``nv`` scaled points ``z``, then the first derivatives along ``cols`` and the pure second
-    derivatives along ``cols[:n2]`` at the first ``n`` points (``n`` rows per direction).
-    ``scale`` holds the input scales of ``cols``; ``params`` are ``W_0, b_0, W_1, b_1, ...``."""
+def taylor_block(activation: str, cols: Sequence[int], n2: int, sizes: Sequence[int], z: Tensor, scale: Tensor,
+                 params: Sequence[Tensor]) -> tuple[Tensor, ...]:
+    """An MLP's raw output (``m`` columns) at the scaled points ``z``, stacked point sets of
+    ``sizes`` rows, and its derivatives at the first set: the values of each set, then the first
+    derivatives along ``cols`` and the pure second derivatives along ``cols[:n2]`` at the first
+    ``sizes[0]`` points, each ``(rows, m)``. ``scale`` holds the input scales of ``cols``;
+    ``params`` are ``W_0, b_0, W_1, b_1, ...``."""
     function = _TaylorTanh if activation == "tanh" else _TaylorGeneric
-    return function.apply((activation, tuple(cols), n2, n), z, scale, *params)
+    return function.apply((activation, tuple(cols), n2, tuple(sizes)), z, scale, *params)
