@@ -1,0 +1,115 @@
+"""The fast path inside the loss: value points in the same pass, the cached plan, value-only
+conditions, and the malloc setting that keeps a step's memory in the process."""
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from pinn_lam import fastpath
+from pinn_lam.losses import PINNLoss
+from pinn_lam.machine import tune_malloc
+from pinn_lam.problem import Condition, dirichlet
+from problems import Burgers, Heat
+from test_fastpath import CONSTRAINT, VARIABLES, nested, network, parameter_gradients, points
+
+
+@pytest.mark.parametrize("transform", [None, CONSTRAINT], ids=["raw", "hard"])
+@pytest.mark.parametrize("activation", ["tanh", "gelu"])
+def test_value_points_ride_in_the_same_pass(transform, activation):
+    model, x = network(activation, transform), points(40)
+    extra = [points(7, seed=5), points(3, seed=6)]
+    keys = ("t", "x", "xx")
+    u, d, values = fastpath.evaluate(model, x, VARIABLES, keys, values=extra)
+    u_ref, d_ref = nested(model, x, VARIABLES, keys)
+    torch.testing.assert_close(u, u_ref, rtol=1e-10, atol=1e-12)
+    for key in keys:
+        torch.testing.assert_close(d[key], d_ref[key], rtol=1e-9, atol=1e-10)
+    assert [v.shape for v in values] == [(7, 1), (3, 1)]
+    for v, p in zip(values, extra):
+        torch.testing.assert_close(v, model(p), rtol=1e-10, atol=1e-12)
+    # a loss mixing everything: gradients equal those of nested autograd plus plain forwards
+    fast = sum((k + 1) * (t * t).sum() for k, t in enumerate([u, *d.values(), *values]))
+    ref = sum((k + 1) * (t * t).sum() for k, t in enumerate([u_ref, *d_ref.values(), *(model(p) for p in extra)]))
+    for g, g_ref in zip(parameter_gradients(model, fast), parameter_gradients(model, ref)):
+        torch.testing.assert_close(g, g_ref, rtol=1e-9, atol=1e-10)
+
+
+def test_prepare_then_run_equals_evaluate_and_unused_pieces_get_no_gradient():
+    model, x = network("tanh", CONSTRAINT), points(30)
+    extra = [points(5, seed=9)]
+    plan = fastpath.prepare(model, x, VARIABLES, ("x", "xx", "t"), values=extra)
+    u1, d1, v1 = fastpath.run(model, plan)
+    u2, d2, v2 = fastpath.evaluate(model, x, VARIABLES, ("x", "xx", "t"), values=extra)
+    torch.testing.assert_close(d1["xx"], d2["xx"], rtol=0, atol=0)
+    torch.testing.assert_close(v1[0], v2[0], rtol=0, atol=0)
+    # only d["xx"] is used: the other pieces' gradients are zero, as in nested autograd
+    _, d_ref = nested(model, x, VARIABLES, ("xx",))
+    for g, g_ref in zip(parameter_gradients(model, d1["xx"].sum()), parameter_gradients(model, d_ref["xx"].sum())):
+        torch.testing.assert_close(g, g_ref, rtol=1e-9, atol=1e-10)
+
+
+def test_bad_value_points_raise_one_line_errors():
+    model, x = network("tanh"), points()
+    with pytest.raises(ValueError, match=r"values\[0\] must have shape \(N, 2\)"):
+        fastpath.evaluate(model, x, VARIABLES, ("x",), values=[x[:, :1]])
+    with pytest.raises(ValueError, match="one entry per values entry"):
+        fastpath.evaluate(model, x, VARIABLES, ("x",), values=[x], value_terms=[])
+
+
+def test_dirichlet_conditions_are_value_only_and_generic_ones_are_not():
+    condition = dirichlet("bc", lambda n, unit: unit(n, 2), lambda p: p[:, :1])
+    assert condition.value_only
+    assert not Condition("flux", condition.sample, lambda p, u: u).value_only
+    assert all(c.value_only for c in Burgers().conditions().values())
+
+
+def test_a_condition_on_derivatives_still_works_on_the_fast_path():
+    """A Neumann-type condition differentiates u with respect to its points: the fast loss
+    evaluates it with autograd, and the whole loss still matches the autograd path."""
+    problem = Heat()
+    base = problem.conditions()
+
+    def flux(points, u):
+        (grad,) = torch.autograd.grad(u.sum(), points, create_graph=True)
+        return grad[:, :1] - 0.5
+
+    neumann = {"ic": base["ic"], "bc": Condition("bc", base["bc"].sample, flux)}
+    problem.conditions = lambda: neumann
+    model, x = network("tanh", bounds=problem.bounds, seed=4), points(48, bounds=problem.bounds)
+    pts = {"pde": x, "ic": x[:10], "bc": x[10:20]}
+    fast, slow = PINNLoss(problem, model, pts, fast=True), PINNLoss(problem, model, pts, fast=False)
+    (total_f, terms_f), (total_s, terms_s) = fast(), slow()
+    torch.testing.assert_close(terms_f["bc"], terms_s["bc"], rtol=1e-9, atol=1e-12)
+    for g, g_ref in zip(parameter_gradients(model, total_f), parameter_gradients(model, total_s)):
+        torch.testing.assert_close(g, g_ref, rtol=1e-8, atol=1e-10)
+
+
+def test_the_cached_plan_follows_new_points_and_a_new_dtype():
+    problem = Burgers()
+    model = network("tanh", problem.output_transform(), bounds=problem.bounds, seed=2).float()
+    first, second = points(32, seed=1, bounds=problem.bounds), points(32, seed=2, bounds=problem.bounds)
+    loss = PINNLoss(problem, model, {"pde": first.float()}, fast=True)
+    loss()
+    loss.set_points({"pde": second.float()})
+    value, _ = loss()
+    model.double()
+    loss.set_points({"pde": second})
+    value64, _ = loss()
+    reference, _ = PINNLoss(problem, model, {"pde": second}, fast=False)()
+    assert value64.dtype == torch.float64
+    torch.testing.assert_close(value64, reference, rtol=1e-9, atol=1e-12)
+    assert abs(value.item() - reference.item()) <= 1e-4 * reference.item()
+
+
+def test_tune_malloc_is_idempotent_and_can_be_turned_off():
+    expected = tune_malloc()
+    assert tune_malloc() is expected
+    if platform.libc_ver()[0] == "glibc":
+        assert expected is True
+    env = dict(os.environ, PINN_LAM_MALLOC="default")
+    code = "from pinn_lam.machine import tune_malloc; print(tune_malloc())"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
