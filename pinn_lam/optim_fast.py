@@ -21,10 +21,12 @@ A gradient that is inf or nan is overwritten with nan (the step is nan either wa
 
 Tensors the kernel cannot take (not contiguous, a gradient that requires grad, dtypes other
 than float16/bfloat16/float32/float64) and small tensors go through the ``fallback`` path (the
-foreach one). Small means under ``MIN_FUSED_NUMEL`` elements on CPU: the CPU kernel always opens a
-parallel region, which costs more than the arithmetic on a small tensor and, when the cores are
-shared with other processes, can stall for a scheduler time slice (milliseconds), while ordinary
-element-wise ops run such tensors on the calling thread.
+foreach one). Small means under ``MIN_FUSED_NUMEL`` elements on CPU with more than one torch
+thread: the CPU kernel then always opens a parallel region, which costs more than the arithmetic
+on a small tensor and, when the cores are shared with other processes, can stall for a scheduler
+time slice (milliseconds), while ordinary element-wise ops run such tensors on the calling
+thread. With one torch thread there is no parallel region, and one fused call for every tensor is
+the cheapest, so then small tensors are fused too.
 
 **Layer-wise mode** (CPU tensors): the state is one number per tensor, so after one reduction pass
 (:math:`\sum g^2` as ``torch.dot(g, g)``, which reads g once) the step size is a Python float and
@@ -67,8 +69,8 @@ def fused_supported(params: list[Tensor], *, layerwise: bool = False, eps_inside
                          and all(p.device.type in _FUSED_DEVICES for p in params))
 
 
-def _fusable(param: Tensor, grad: Tensor, square_avg: Tensor) -> bool:
-    return ((param.numel() >= MIN_FUSED_NUMEL or not param.is_cpu)
+def _fusable(param: Tensor, grad: Tensor, square_avg: Tensor, single_thread: bool = False) -> bool:
+    return ((param.numel() >= MIN_FUSED_NUMEL or not param.is_cpu or single_thread)
             and param.dtype in _FUSED_DTYPES and grad.dtype == param.dtype == square_avg.dtype
             and param.is_contiguous() and grad.is_contiguous() and square_avg.is_contiguous()
             and not grad.requires_grad and grad.device == param.device and param.device.type in _FUSED_DEVICES)
@@ -79,10 +81,11 @@ def _fused_lam(params: list[Tensor], grads: list[Tensor], square_avgs: list[Tens
                maximize: bool, fallback: Callable[..., None]) -> None:
     fused: tuple[list[Tensor], ...] = ([], [], [], [])
     rest: tuple[list[Tensor], ...] = ([], [], [], [])
+    single_thread = torch.get_num_threads() == 1  # then no parallel region: small tensors fuse too
     for param, grad, square_avg, step in zip(params, grads, square_avgs, state_steps):
         if torch.is_complex(param):
             param, grad, square_avg = (torch.view_as_real(t) for t in (param, grad, square_avg))
-        target = fused if _fusable(param, grad, square_avg) else rest
+        target = fused if _fusable(param, grad, square_avg, single_thread) else rest
         for tensors, t in zip(target, (param, grad, square_avg, step)):
             tensors.append(t)
     sign = -1.0 if maximize else 1.0

@@ -188,8 +188,11 @@ def test_fused_path_leaves_the_gradient_unchanged():
         assert torch.equal(w.grad, grad)
 
 
-def test_fused_path_mixes_kernel_for_large_and_foreach_for_small_tensors(monkeypatch):
+@pytest.mark.parametrize("threads, kernel_sizes", [(2, [5000, 1000]), (1, [5000, 10, 1000, 999])])
+def test_fused_path_mixes_kernel_for_large_and_foreach_for_small_tensors(monkeypatch, threads, kernel_sizes):
+    """With several torch threads small tensors take the foreach path; with one, all are fused."""
     monkeypatch.setattr(optim_fast, "MIN_FUSED_NUMEL", 1000)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
     calls = []
     monkeypatch.setattr(torch, "_fused_adamw_", lambda params, *a, _k=torch._fused_adamw_, **kw: (
         calls.append([p.numel() for p in params]), _k(params, *a, **kw)))
@@ -208,7 +211,7 @@ def test_fused_path_mixes_kernel_for_large_and_foreach_for_small_tensors(monkeyp
 
     for a, b in zip(run(foreach=False), run()):
         torch.testing.assert_close(b, a, rtol=0, atol=1e-12)
-    assert calls == [[5000, 1000]] * 3
+    assert calls == [kernel_sizes] * 3
 
 
 def test_default_path_on_cpu_is_fused_except_elementwise_with_eps_inside_the_root():
