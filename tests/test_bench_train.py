@@ -66,6 +66,27 @@ def test_time_steps_interleaves_and_counts_steps():
     assert set(timings) == {"a", "b", "c"} and all(t["wall_ms"] >= 0 for t in timings.values())
 
 
+def test_paired_ratio_compares_cases_within_each_round():
+    """Work that costs twice the base's in every round has a paired ratio of about 2, however
+    the machine's speed drifts between rounds (here: the work grows tenfold over the rounds)."""
+    rounds = {"n": 0}
+
+    def busy(units):
+        total = 0.0
+        for i in range(units * 4000 * (1 + rounds["n"] // 3)):
+            total += i * 0.5
+        return total
+
+    def base(n):
+        rounds["n"] += 1
+        busy(n)
+
+    cases = {"base": base, "double": lambda n: busy(2 * n)}
+    timings = train.time_steps(cases, iterations=3, rounds=30, warmup=0, device=torch.device("cpu"), base="base")
+    assert timings["base"]["paired_ratio_cpu"] == 1.0
+    assert 1.5 <= timings["double"]["paired_ratio_cpu"] <= 2.7
+
+
 def test_peak_memory_sees_a_known_allocation():
     def step():
         block = torch.ones(1_000_000, dtype=torch.float32)  # 4 MB, freed at return

@@ -46,8 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("problem", nargs="?", default="burgers", help="problem to time (DeepXDE is compared on burgers only)")
     parser.add_argument("--optimizer", choices=("adam", "lam"), default="adam",
                         help="pinn-lam's optimizer in the step (DeepXDE always uses its Adam)")
-    parser.add_argument("--iterations", type=int, default=100, help="steps per round and case")
-    parser.add_argument("--rounds", type=int, default=10, help="timed rounds (the median is reported)")
+    parser.add_argument("--iterations", type=int, default=50, help="steps per round and case")
+    parser.add_argument("--rounds", type=int, default=20, help="timed rounds (the median is reported)")
     parser.add_argument("--warmup", type=int, default=30, help="untimed steps per case first")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
@@ -201,9 +201,15 @@ def deepxde_model(nu: float) -> Any:
 
 
 def time_steps(cases: dict[str, Callable[[int], None]], *, iterations: int, rounds: int, warmup: int,
-               device: torch.device) -> dict[str, dict[str, float]]:
+               device: torch.device, base: str | None = None) -> dict[str, dict[str, float]]:
     """Median wall and CPU milliseconds per step of each ``case(n)`` (which takes ``n`` steps),
-    timed in interleaved rounds with the order rotated every round."""
+    timed in interleaved rounds with the order rotated every round.
+
+    With ``base`` (a case name), also ``paired_ratio_cpu``: the median over rounds of each case's
+    CPU time divided by the base's in the same round. On a machine whose speed drifts (shared
+    cores, a virtual machine's neighbours) the paired ratio is far steadier than the ratio of
+    medians, because both sides of each quotient ran within a second of each other.
+    """
     for run in cases.values():
         if warmup:
             run(warmup)
@@ -218,8 +224,12 @@ def time_steps(cases: dict[str, Callable[[int], None]], *, iterations: int, roun
             _synchronize(device)
             wall[name].append((time.perf_counter() - w) * 1e3 / iterations)
             cpu[name].append((time.process_time() - c) * 1e3 / iterations)
-    return {n: {"wall_ms": statistics.median(wall[n]), "cpu_ms": statistics.median(cpu[n]),
-                "wall_ms_min": min(wall[n])} for n in names}
+    out = {n: {"wall_ms": statistics.median(wall[n]), "cpu_ms": statistics.median(cpu[n]),
+               "wall_ms_min": min(wall[n])} for n in names}
+    if base is not None:
+        for n in names:
+            out[n]["paired_ratio_cpu"] = statistics.median(a / b for a, b in zip(cpu[n], cpu[base]))
+    return out
 
 
 def peak_memory_mb(step: Callable[[], None]) -> float:
@@ -358,14 +368,17 @@ def run(args: argparse.Namespace) -> int:
                 dde_model = None
             else:
                 cases["DeepXDE (adam)"] = lambda n: dde_model.train(iterations=n, display_every=n, verbose=0)
-    timings = time_steps(cases, iterations=args.iterations, rounds=args.rounds, warmup=args.warmup, device=device)
-    base = "DeepXDE (adam)" if "DeepXDE (adam)" in timings else next(iter(timings))
-    print(f"\nstep time, median of {args.rounds} rounds x {args.iterations} steps (ratio to {base}):")
-    print(f"{'case':48s} {'wall ms':>9s} {'cpu ms':>9s} {'ratio wall':>11s} {'ratio cpu':>10s}")
+    base = "DeepXDE (adam)" if "DeepXDE (adam)" in cases else next(iter(cases))
+    timings = time_steps(cases, iterations=args.iterations, rounds=args.rounds, warmup=args.warmup, device=device,
+                         base=base)
+    print(f"\nstep time, median of {args.rounds} rounds x {args.iterations} steps (ratio to {base}; 'paired' is the "
+          f"median over rounds of the ratio within a round):")
+    print(f"{'case':48s} {'wall ms':>9s} {'cpu ms':>9s} {'ratio wall':>11s} {'ratio cpu':>10s} {'paired cpu':>11s}")
     for name, t in timings.items():
         t["ratio_wall"] = t["wall_ms"] / timings[base]["wall_ms"]
         t["ratio_cpu"] = t["cpu_ms"] / timings[base]["cpu_ms"]
-        print(f"{name:48s} {t['wall_ms']:9.3f} {t['cpu_ms']:9.3f} {t['ratio_wall']:11.2f} {t['ratio_cpu']:10.2f}")
+        print(f"{name:48s} {t['wall_ms']:9.3f} {t['cpu_ms']:9.3f} {t['ratio_wall']:11.2f} {t['ratio_cpu']:10.2f} "
+              f"{t['paired_ratio_cpu']:11.2f}")
     results: dict[str, Any] = {"machine": machine(), "device": str(device), "dtype": args.dtype, "steps": timings}
     if device.type == "cpu":
         memory = {name: peak_memory_mb(steps[name]) for name in steps if "compile" not in name and "func" not in name}
