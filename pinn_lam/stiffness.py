@@ -89,18 +89,14 @@ def _power_iteration(hvp: Callable[[list[Tensor]], list[Tensor]], v: list[Tensor
 def hessian_top_eigenvalue(loss_fn: Callable[[], Tensor], params: Iterable[Tensor], *,
                            iterations: int = 20, tol: float = 1e-3, seed: int = 0,
                            which: str = "largest") -> Eigenvalue:
-    r"""The largest eigenvalue of the loss Hessian :math:`H = 
-abla^2_	heta L` by power iteration.
+    r"""The largest eigenvalue of the loss Hessian :math:`H = \nabla^2_\theta L` by power iteration.
 
     Starting from a seeded Gaussian unit vector :math:`v_0`, repeat
 
-    .. math:: w = H v_k, \quad \lambda_k = v_k^	op w, \quad v_{k+1} = w / \|w\|
+    .. math:: w = H v_k, \quad \lambda_k = v_k^\top w, \quad v_{k+1} = w / \|w\|
 
-    where :math:`Hv = 
-abla_	hetaig((
-abla_	heta L)^	op vig)` is one double-backward pass
-    through the graph of :math:`
-abla_	heta L` (built once, reused). The Rayleigh quotient
+    where :math:`Hv = \nabla_\theta\big((\nabla_\theta L)^\top v\big)` is one double-backward pass
+    through the graph of :math:`\nabla_\theta L` (built once, reused). The Rayleigh quotient
     :math:`\lambda_k` converges to the eigenvalue :math:`\lambda_d` of largest *magnitude* at the
     rate :math:`(\lambda_2/\lambda_d)^{2k}`. Away from a minimum that one can be negative (the loss
     curves down more steeply than up); then, with ``which="largest"``, a second power iteration on
