@@ -107,7 +107,7 @@ def hessian_top_eigenvalue(loss_fn: Callable[[], Tensor], params: Iterable[Tenso
 
     Args:
         loss_fn: returns the scalar loss; called once.
-        params: the parameters :math:`	heta` (all of them form one vector).
+        params: the parameters :math:`\theta` (all of them form one vector).
         iterations: at most this many Hessian-vector products per power iteration.
         tol: stop when :math:`|\lambda_k - \lambda_{k-1}| \le \mathrm{tol}\,|\lambda_k|`.
         seed: seeds the start vector (a CPU generator, so the estimate does not depend on device).
