@@ -163,5 +163,8 @@ class PINNLoss:
             residuals = {name: self.pde_residual() if name == "pde" else self.condition_residual(name)
                          for name in self._terms}
         values = {name: residuals[name].square().mean() for name in self._terms}
-        total = sum(self.weights[name] * values[name] for name in self._terms)
+        total = None
+        for name in self._terms:  # unit weights add no multiplication (each is a node to differentiate)
+            term = values[name] if self.weights[name] == 1.0 else self.weights[name] * values[name]
+            total = term if total is None else total + term
         return total, values
