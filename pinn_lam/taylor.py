@@ -268,7 +268,16 @@ def _one_minus_square(h: Tensor) -> Tensor:
 
 
 class _TaylorTanh(torch.autograd.Function):
-    """:class:`_TaylorGeneric` for ``tanh``, in the shorter form of the module docstring."""
+    r""":class:`_TaylorGeneric` for ``tanh``, in the shorter form of the module docstring.
+
+    The backward pass needs only each layer's output block and :math:`d`: with the output rows
+    :math:`F_i = d\,a'_i` and :math:`F_{n_1+j} = d\,\tilde a''_j` (so :math:`d\,t_j = h F_j`),
+    the rules multiplied through by :math:`d` read
+    :math:`\bar a = d \bar h - 2 h M - 2 Q` with :math:`M = \sum_r \bar F_r F_r` and
+    :math:`Q = \sum_j F_j^2 \bar F_{n_1+j}`, and :math:`\bar a'_i = d \bar F_i - 4 h F_i
+    \bar F_{n_1+i}`. The pre-activations are never stored, which keeps a step's memory (and
+    its traffic to main memory) to the blocks the weight gradients need anyway.
+    """
 
     @staticmethod
     def forward(ctx, spec, z, scale, *params):  # type: ignore[override]
@@ -286,87 +295,80 @@ class _TaylorTanh(torch.autograd.Function):
         # direction by direction: a row times a vector is a fast broadcast, (k, 1, w) is not
         for i in range(n1):
             torch.mul(d[:n], column[i], out=rows[i])
-        t = h.new_empty((n2, n, width)) if n2 else None  # t_j = h a'_j
-        for j in range(n2):  # h''_j = d (0 - 2 t_j a'_j) = -2 t_j h'_j
-            torch.mul(h[:n], column[j], out=t[j])
-            torch.mul(rows[j], t[j], out=rows[n1 + j]).mul_(-2)
-        saved = [z, scale, column, h, d, t]
+        for j in range(n2):  # h''_j = d (0 - 2 t_j a'_j) = -2 t_j h'_j with t_j = h a'_j
+            torch.mul(rows[j], h[:n] * column[j], out=rows[n1 + j]).mul_(-2)
+        blocks, slopes = [block], [d]
         for weight, bias in zip(weights[1:-1], biases[1:-1]):
             pre = block @ weight.T  # one product for values and every derivative row
             pre[:nv] += bias
             width = pre.shape[1]
-            following = torch.empty_like(pre)
-            h = torch.tanh(pre[:nv], out=following[:nv])
+            block = torch.empty_like(pre)
+            h = torch.tanh(pre[:nv], out=block[:nv])
             d = _one_minus_square(h)
             first = pre[nv:].view(k, n, width)
-            t = first[:n2] * h[:n] if n2 else None
             if n2:
-                first[n1:].addcmul_(t, first[:n2], value=-2)  # a''_j - 2 t_j a'_j, in place
-            torch.mul(first, d[:n], out=following[nv:].view(k, n, width))
-            saved += [block, pre, h, d, t]
-            block = following
-        saved.append(block)
-        ctx.save_for_backward(*saved, *params)
+                first[n1:].addcmul_(first[:n2] * h[:n], first[:n2], value=-2)  # a''_j - 2 t_j a'_j
+            torch.mul(first, d[:n], out=block[nv:].view(k, n, width))
+            blocks.append(block)
+            slopes.append(d)
+        ctx.save_for_backward(z, scale, *blocks, *slopes, *params)
         ctx.spec, ctx.depth = spec, len(weights)
-        ctx.sizes_out = list(sizes) + [n] * (len(cols) + n2)
+        ctx.sizes_out = list(sizes) + [n] * k
         ctx.set_materialize_grads(False)
-        return _pieces(_output(block, weights[-1], biases[-1], nv), sizes, len(cols) + n2)
+        return _pieces(_output(block, weights[-1], biases[-1], nv), sizes, k)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, *grads_out):  # type: ignore[override]
         _, cols, n2, sizes = ctx.spec
-        n = sizes[0]
-        n1, depth = len(cols), ctx.depth
+        n, n1, depth = sizes[0], len(cols), ctx.depth
         k = n1 + n2
         saved = ctx.saved_tensors
-        params = saved[-2 * depth:]
+        z, scale = saved[:2]
+        blocks, slopes = saved[2:1 + depth], saved[1 + depth:2 * depth]
+        params = saved[2 * depth:]
         weights = params[0::2]
-        z, scale, column, h0, d0, t0 = saved[:6]
         nv = z.shape[0]
-        hidden = [saved[6 + 5 * i: 11 + 5 * i] for i in range(depth - 2)]
         grads: list[Tensor | None] = [None] * (2 * depth)
         grad = _gather(grads_out, ctx.sizes_out, weights[-1])
-        grads[-2], grads[-1], up = _output_backward(grad, saved[6 + 5 * (depth - 2)], weights[-1], nv)
-        for index in range(depth - 2, 0, -1):
-            block, pre, h, d, t = hidden[index - 1]
-            width = up.shape[1]
-            rows, first = up[nv:].view(k, n, width), pre[nv:].view(k, n, width)
-            g_h = up[:nv]
-            m = rows[0] * first[0]
-            for r in range(1, k):
-                m.addcmul_(rows[r], first[r])
-            if n2:
-                q = first[0].square().mul_(rows[n1])
-                for j in range(1, n2):
-                    q.addcmul_(first[j].square(), rows[n1 + j])
-                g_h[:n].addcmul_(d[:n], q, value=-2)
-                rows[:n2].addcmul_(t, rows[n1:], value=-4)
-            g_h[:n].addcmul_(h[:n], m, value=-2)
-            g_h.mul_(d)
-            rows.mul_(d[:n])  # ``up`` is now the gradient of ``pre``
-            grads[2 * index] = up.T @ block
-            grads[2 * index + 1] = g_h.sum(0)
-            up = up @ weights[index]
-        width = up.shape[1]
-        rows, g_h = up[nv:].view(k, n, width), up[:nv]
-        m = rows[0] * column[0]
-        for i in range(1, n1):
-            m.addcmul_(rows[i], column[i])
-        for j in range(n2):
-            second_t = rows[n1 + j] * t0[j]
-            m.addcmul_(second_t, column[j], value=-2)  # the rows a''~_j = -2 t_j a'_j
-            g_h[:n].addcmul_(d0[:n], rows[n1 + j] * column[j].square(), value=-2)
-            rows[j].add_(second_t, alpha=-4)
-        g_h[:n].addcmul_(h0[:n], m, value=-2)
-        g_h.mul_(d0)
-        g_column = (rows[:n1] * d0[:n]).sum(1)  # (n1, w): the gradient of the constant a'
-        g_weight = g_h.T @ z
-        # the columns' dependence on W_0
+        grads[-2], grads[-1], up = _output_backward(grad, blocks[-1], weights[-1], nv)
+        for index in range(depth - 2, -1, -1):  # the hidden layers, then the first
+            _tanh_rows_backward(up, blocks[index], slopes[index], nv, n, n1, n2)
+            if index:
+                grads[2 * index] = up.T @ blocks[index - 1]
+                grads[2 * index + 1] = up[:nv].sum(0)
+                up = up @ weights[index]
+        # the first layer: a' is the constant column scale_i W_0[:, i], so its gradient sums over points
+        g_a = up[:nv]
+        g_column = up[nv:nv + n1 * n].view(n1, n, -1).sum(1)  # (n1, w)
+        g_weight = g_a.T @ z
         g_weight.index_add_(1, torch.tensor(cols, device=z.device), (g_column * scale[:, None]).T)
-        grads[0], grads[1] = g_weight, g_h.sum(0)
-        g_z = g_h @ weights[0] if ctx.needs_input_grad[1] else None
+        grads[0], grads[1] = g_weight, g_a.sum(0)
+        g_z = g_a @ weights[0] if ctx.needs_input_grad[1] else None
         return (None, g_z, None, *grads)
+
+
+def _tanh_rows_backward(up: Tensor, block: Tensor, d: Tensor, nv: int, n: int, n1: int, n2: int) -> None:
+    """Turn ``up``, the gradient of a tanh layer's output block, into the gradient of its
+    pre-activations, in place, from the output ``block`` and :math:`d = 1 - h^2` alone."""
+    width = up.shape[1]
+    k = n1 + n2
+    g_rows, rows = up[nv:].view(k, n, width), block[nv:].view(k, n, width)
+    h, g_h = block[:n], up[:nv]
+    m = g_rows[0] * rows[0]
+    for r in range(1, k):
+        m.addcmul_(g_rows[r], rows[r])
+    g_h.mul_(d)
+    g_n = g_h[:n]
+    g_n.addcmul_(h, m, value=-2)
+    products = []
+    for j in range(n2):
+        product = rows[j] * g_rows[n1 + j]  # F_j times the gradient of the second row
+        g_n.addcmul_(product, rows[j], value=-2)
+        products.append(product)
+    g_rows.mul_(d[:n])
+    for j, product in enumerate(products):
+        g_rows[j].addcmul_(h, product, value=-4)
 
 
 def taylor_block(activation: str, cols: Sequence[int], n2: int, sizes: Sequence[int], z: Tensor, scale: Tensor,
