@@ -46,8 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("problem", nargs="?", default="burgers", help="problem to time (DeepXDE is compared on burgers only)")
     parser.add_argument("--optimizer", choices=("adam", "lam"), default="adam",
                         help="pinn-lam's optimizer in the step (DeepXDE always uses its Adam)")
-    parser.add_argument("--iterations", type=int, default=50, help="steps per round and case")
-    parser.add_argument("--rounds", type=int, default=20, help="timed rounds (the median is reported)")
+    parser.add_argument("--iterations", type=int, default=100,
+                        help="steps per round and case (DeepXDE evaluates its losses once per call: ~1%% at 100)")
+    parser.add_argument("--rounds", type=int, default=15, help="timed rounds (the median is reported)")
     parser.add_argument("--warmup", type=int, default=30, help="untimed steps per case first")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
