@@ -201,6 +201,16 @@ def deepxde_model(nu: float) -> Any:
     return model
 
 
+def _minor_faults() -> int:
+    """Minor page faults of this process so far (0 where the OS does not say)."""
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    except (ImportError, OSError):
+        return 0
+
+
 def time_steps(cases: dict[str, Callable[[int], None]], *, iterations: int, rounds: int, warmup: int,
                device: torch.device, base: str | None = None) -> dict[str, dict[str, float]]:
     """Median wall and CPU milliseconds per step of each ``case(n)`` (which takes ``n`` steps),
@@ -218,15 +228,19 @@ def time_steps(cases: dict[str, Callable[[int], None]], *, iterations: int, roun
     names = list(cases)
     wall: dict[str, list[float]] = {n: [] for n in names}
     cpu: dict[str, list[float]] = {n: [] for n in names}
+    faults = {n: 0 for n in names}
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
+            f = _minor_faults()
             w, c = time.perf_counter(), time.process_time()
             cases[name](iterations)
             _synchronize(device)
             wall[name].append((time.perf_counter() - w) * 1e3 / iterations)
             cpu[name].append((time.process_time() - c) * 1e3 / iterations)
+            faults[name] += _minor_faults() - f
     out = {n: {"wall_ms": statistics.median(wall[n]), "cpu_ms": statistics.median(cpu[n]),
-               "wall_ms_min": min(wall[n])} for n in names}
+               "wall_ms_min": min(wall[n]), "page_faults_per_step": faults[n] / (rounds * iterations)}
+           for n in names}
     if base is not None:
         for n in names:
             out[n]["paired_ratio_cpu"] = statistics.median(a / b for a, b in zip(cpu[n], cpu[base]))
@@ -374,12 +388,13 @@ def run(args: argparse.Namespace) -> int:
                          base=base)
     print(f"\nstep time, median of {args.rounds} rounds x {args.iterations} steps (ratio to {base}; 'paired' is the "
           f"median over rounds of the ratio within a round):")
-    print(f"{'case':48s} {'wall ms':>9s} {'cpu ms':>9s} {'ratio wall':>11s} {'ratio cpu':>10s} {'paired cpu':>11s}")
+    print(f"{'case':48s} {'wall ms':>9s} {'cpu ms':>9s} {'ratio wall':>11s} {'ratio cpu':>10s} {'paired cpu':>11s} "
+          f"{'faults/step':>12s}")
     for name, t in timings.items():
         t["ratio_wall"] = t["wall_ms"] / timings[base]["wall_ms"]
         t["ratio_cpu"] = t["cpu_ms"] / timings[base]["cpu_ms"]
         print(f"{name:48s} {t['wall_ms']:9.3f} {t['cpu_ms']:9.3f} {t['ratio_wall']:11.2f} {t['ratio_cpu']:10.2f} "
-              f"{t['paired_ratio_cpu']:11.2f}")
+              f"{t['paired_ratio_cpu']:11.2f} {t['page_faults_per_step']:12.1f}")
     results: dict[str, Any] = {"machine": machine(), "device": str(device), "dtype": args.dtype, "steps": timings}
     if device.type == "cpu":
         memory = {name: peak_memory_mb(steps[name]) for name in steps if "compile" not in name and "func" not in name}
