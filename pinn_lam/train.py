@@ -153,6 +153,9 @@ class Trainer:
         if (resample_every is not None or adaptive_every is not None) and sampler is None:
             raise ValueError("resample_every and adaptive_every need a sampler")
         tune_malloc()  # a step frees and reallocates the same tensors: keep them out of the OS
+        # torch.optim imports torch._dynamo when it builds its first optimizer (seconds, once per
+        # process); import it now so that the training clock measures training
+        import torch._dynamo  # noqa: F401
         self.model, self.loss, self.phases = model, loss, list(phases)
         self.sampler, self.resample_every, self.lr_decay = sampler, resample_every, float(lr_decay)
         self.adaptive_every, self.adaptive_pool = adaptive_every, int(adaptive_pool)
