@@ -22,6 +22,7 @@ uninterrupted one. The trainer prints nothing.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -155,7 +156,8 @@ class Trainer:
         tune_malloc()  # a step frees and reallocates the same tensors: keep them out of the OS
         # torch.optim imports torch._dynamo when it builds its first optimizer (seconds, once per
         # process); import it now so that the training clock measures training
-        import torch._dynamo  # noqa: F401
+        with contextlib.suppress(ImportError):
+            import torch._dynamo  # noqa: F401
         self.model, self.loss, self.phases = model, loss, list(phases)
         self.sampler, self.resample_every, self.lr_decay = sampler, resample_every, float(lr_decay)
         self.adaptive_every, self.adaptive_pool = adaptive_every, int(adaptive_pool)
