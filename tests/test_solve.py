@@ -119,3 +119,26 @@ def test_presets_layer_problem_defaults_preset_and_explicit_options():
     assert quick["iterations"] == presets.PRESETS["quick"]["iterations"]
     with pytest.raises(ValueError, match="unknown preset 'fast'; available: quick"):
         presets.resolve("heat", "fast")
+
+
+def test_sprint_preset_is_a_float32_iteration_budget_layered_on_each_problem():
+    import problems
+    from pinn_lam import presets
+    from pinn_lam.solve import configure
+
+    # an iteration budget only: a seed gives the same run on every machine
+    for name in ("burgers", "heat", "poisson"):
+        sprint = presets.resolve(name, "sprint")
+        assert sprint["time_limit"] is None and sprint["dtype"] == "float32"
+        defaults = presets.resolve(name)
+        same = {k for k in defaults if k not in presets.PRESETS["sprint"]
+                and k not in presets.PROBLEM_PRESETS.get((name, "sprint"), {})}
+        assert {k: sprint[k] for k in same} == {k: defaults[k] for k in same}
+    # Burgers: LAM then L-BFGS, RAD redraws at the phase boundary, and the explicit option wins
+    config = configure(problems.get("burgers"), "sprint", {"n_collocation": 100})
+    burgers = presets.PROBLEM_PRESETS[("burgers", "sprint")]
+    assert config["optimizer"] == "lam+lbfgs" and config["iterations"] == burgers["iterations"]
+    assert config["adaptive_every"] == config["iterations"][0] and config["n_collocation"] == 100
+    assert config["dtype"] == "float32" and config["time_limit"] is None
+    with pytest.raises(ValueError, match="available: quick, sprint"):
+        presets.resolve("burgers", "sprnt")
