@@ -11,9 +11,11 @@ Iteration :math:`i` of the loop, with :math:`i` optimizer steps done so far:
 1. resample the points if :math:`i` is a positive multiple of ``resample_every`` (first-order phases);
 2. evaluate the loss and its gradient at the current parameters; a non-finite value raises
    :class:`~pinn_lam.errors.NonFiniteLossError` naming :math:`i` and the term;
-3. log a history row for iteration :math:`i` (evaluating the error every ``eval_every``);
-4. write a checkpoint if :math:`i` is a multiple of ``checkpoint_every`` (so a checkpoint always
-   holds parameters whose loss was finite);
+3. log a history row for iteration :math:`i`, evaluating the error when :math:`i` has reached
+   a multiple of ``eval_every`` since the last evaluation (an L-BFGS chunk may end between
+   multiples);
+4. write a checkpoint when :math:`i` has likewise reached a multiple of ``checkpoint_every`` (so
+   a checkpoint always holds parameters whose loss was finite);
 5. step the optimizer, then call ``callback(state)``; a true return value stops training.
 
 A checkpoint restores everything the loop depends on (parameters, optimizer state, points,
@@ -268,10 +270,21 @@ class Trainer:
         row: dict[str, Any] = {"iteration": self.iteration, "phase": min(self.phase_index, len(self.phases) - 1),
                                "optimizer": phase.optimizer, "time": round(self.elapsed, 4), "loss": values["loss"]}
         row.update({f"loss_{k}": v for k, v in values.items() if k != "loss"})
-        if self.evaluate is not None and (final or (self.eval_every and self.iteration % self.eval_every == 0)):
+        if self.evaluate is not None and (final or self._due(self.eval_every, self._evaluated_at())):
             row.update(self.evaluate(self.model))
         self.history.append(row)
         return row
+
+    def _due(self, every: int | None, last: int | None) -> bool:
+        """Whether the iteration count has reached a multiple of ``every`` since ``last``: an
+        L-BFGS chunk that ends early leaves the multiples, and nothing is skipped for it."""
+        return bool(every) and (last is None or self.iteration // every > last // every)
+
+    def _evaluated_at(self) -> int | None:
+        """The iteration of the latest history row holding an evaluation (keys beyond the losses)."""
+        plain = {"iteration", "phase", "optimizer", "time", "loss"}
+        return next((row["iteration"] for row in reversed(self.history)
+                     if any(key not in plain and not key.startswith("loss_") for key in row)), None)
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> str:
@@ -308,7 +321,7 @@ class Trainer:
                 continue
             row = self._log(values)
             last_error = row.get("rel_l2", last_error)
-            if self.checkpoint_every and self.iteration % self.checkpoint_every == 0 and self._saved_at != self.iteration:
+            if self._due(self.checkpoint_every, self._saved_at):
                 self._save()
             done = self._step(phase, scale, values)
             self.iteration += done

@@ -156,3 +156,25 @@ def test_adaptive_redraw_moves_points_to_the_residual_and_restarts_lbfgs():
     adaptive_mse = loss.pde_residual().square().mean().item()
     uniform_mse = loss.pde_residual(uniform).square().mean().item()
     assert adaptive_mse > uniform_mse
+
+
+def test_evaluation_and_checkpoints_follow_multiples_even_after_an_early_chunk_end(tmp_path):
+    """An L-BFGS chunk that ends early leaves the multiples of eval_every: the next row past a
+    multiple is evaluated all the same (the old `iteration % every == 0` skipped the rest)."""
+    model, sampler, loss = setup()
+    seen = []
+    trainer = Trainer(model, loss, [Phase("lbfgs", 100)], eval_every=10, checkpoint_every=10,
+                      evaluate=lambda m: seen.append(trainer.iteration) or {"rel_l2": 0.5},
+                      checkpoint_path=tmp_path / "checkpoint.pt")
+    values = {"loss": 1.0}
+    saved = []
+    for iteration in (0, 7, 13, 19, 20, 45, 47, 50):
+        trainer.iteration = iteration
+        trainer._log(values)
+        if trainer._due(trainer.checkpoint_every, trainer._saved_at):
+            trainer._saved_at = iteration
+            saved.append(iteration)
+    assert seen == [0, 13, 20, 45, 50]
+    assert saved == [0, 13, 20, 45, 50]
+    assert trainer._evaluated_at() == 50
+    assert [row["iteration"] for row in trainer.history if "rel_l2" in row] == seen
