@@ -94,3 +94,21 @@ def test_param_values_take_arithmetic_with_pi_like_the_other_commands():
     name, value = param("nu=0.01/pi")
     assert name == "nu" and value == pytest.approx(0.01 / math.pi)
     assert param("modes=[[1, 1.0], [3, 0.2]]")[1] == ((1, 1.0), (3, 0.2))
+
+
+def test_preset_option_names_any_preset_and_conflicts_with_quick(tmp_path):
+    from pinn_lam.commands import solve as command
+
+    parser = __import__("argparse").ArgumentParser()
+    command.add_arguments(parser)
+    assert command.options_from(parser.parse_args(["burgers", "--preset", "sprint"]))["preset"] == "sprint"
+    assert command.options_from(parser.parse_args(["burgers", "--quick"]))["preset"] == "quick"
+    assert command.options_from(parser.parse_args(["burgers", "--quick", "--preset", "quick"]))["preset"] == "quick"
+    assert command.options_from(parser.parse_args(["burgers"]))["preset"] is None
+    with pytest.raises(ValueError, match="--quick and --preset sprint name two presets"):
+        command.options_from(parser.parse_args(["burgers", "--quick", "--preset", "sprint"]))
+    config = tmp_path / "run.toml"
+    config.write_text('preset = "sprint"\n')
+    assert command.options_from(parser.parse_args(["heat", "--config", str(config)]))["preset"] == "sprint"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["burgers", "--preset", "turbo"])

@@ -23,7 +23,7 @@ DESCRIPTION = (
 CONFIG_KEYS = {"optimizer": str, "iterations": (int, list), "lr": (float, int), "lr_decay": (float, int),
                "width": int, "depth": int, "activation": str, "points": int, "boundary_points": int,
                "sampler": str, "resample_every": int, "seed": int, "device": str, "dtype": str, "output": str,
-               "quick": bool, "checkpoint_every": int, "eval_every": int, "time_limit": (float, int),
+               "quick": bool, "preset": str, "checkpoint_every": int, "eval_every": int, "time_limit": (float, int),
                "hard_constraints": bool, "param": dict, "weights": dict, "fast": bool,
                "adaptive_every": int, "threads": int}
 
@@ -72,6 +72,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        f"exponential decay within each first-order phase ({_defaults('lr_decay')})")
     train.add_argument("--quick", action="store_true", default=hide,
                        help="the small 'quick' preset: under a minute, relative error of a few 1e-3")
+    from pinn_lam.presets import PRESETS
+
+    train.add_argument("--preset", choices=sorted(PRESETS), default=hide,
+                       help="a named preset: 'quick' (= --quick), or 'sprint' (float32, tuned for the time "
+                            "to a relative error of 1e-3; see docs/solve.md)")
     train.add_argument("--time-limit", type=float, metavar="SECONDS", default=hide,
                        help="stop training cleanly after this many seconds")
     train.add_argument("--seed", type=int, default=hide,
@@ -153,9 +158,13 @@ def options_from(args: argparse.Namespace) -> dict[str, Any]:
                  "time_limit", "hard_constraints", "adaptive_every", "threads"):
         if getattr(args, name, None) is not None:
             settings[name] = getattr(args, name)
-    for name in ("quick", "points", "boundary_points"):
+    for name in ("quick", "preset", "points", "boundary_points"):
         if getattr(args, name, None) is not None:
             settings[name] = getattr(args, name)
+    preset = settings.get("preset")
+    if settings.get("quick") and preset not in (None, "quick"):
+        raise ValueError(f"--quick and --preset {preset} name two presets; give one")
+    preset = preset or ("quick" if settings.get("quick") else None)
     output = settings.pop("output", None) or str(Path("runs") / args.problem.lower())
     return dict(
         optimizer=settings.get("optimizer"), iterations=settings.get("iterations"), lr=settings.get("lr"),
@@ -163,7 +172,7 @@ def options_from(args: argparse.Namespace) -> dict[str, Any]:
         activation=settings.get("activation"), n_collocation=settings.get("points"),
         n_boundary=settings.get("boundary_points"), sampler=settings.get("sampler"),
         resample_every=settings.get("resample_every"), seed=settings.get("seed", 0), device=settings.get("device"),
-        dtype=settings.get("dtype"), preset="quick" if settings.get("quick") else None,
+        dtype=settings.get("dtype"), preset=preset,
         checkpoint_every=settings.get("checkpoint_every"), eval_every=settings.get("eval_every"),
         time_limit=settings.get("time_limit"), hard_constraints=settings.get("hard_constraints"),
         weights=settings.get("weights"), fast=settings.get("fast"), params=params or None,
