@@ -173,8 +173,9 @@ def pinn_lam_step(problem, *, fast: bool, optimizer: str, device: torch.device, 
     return step, loss
 
 
-def deepxde_model(nu: float) -> Any:
-    """DeepXDE's ``examples/pinn_forward/Burgers.py`` model, compiled with Adam at 1e-3, or ``None``."""
+def deepxde_model(nu: float, seed: int | None = None) -> Any:
+    """DeepXDE's ``examples/pinn_forward/Burgers.py`` model, compiled with Adam at 1e-3, or ``None``;
+    with ``seed``, its points and initial weights come from ``dde.config.set_random_seed(seed)``."""
     backend = os.environ.setdefault("DDE_BACKEND", "pytorch")
     if backend != "pytorch":
         print(f"DeepXDE skipped: DDE_BACKEND={backend!r}, the comparison needs 'pytorch'")
@@ -184,6 +185,8 @@ def deepxde_model(nu: float) -> Any:
     except ImportError:
         print("DeepXDE is not installed (pip install 'pinn-lam[bench]'); timing pinn-lam only")
         return None
+    if seed is not None:
+        dde.config.set_random_seed(seed)
     geometry = dde.geometry.GeometryXTime(dde.geometry.Interval(-1, 1), dde.geometry.TimeDomain(0, 0.99))
 
     def pde(x, y):
@@ -285,9 +288,10 @@ def time_to_accuracy(problem, targets: list[float], *, fast: bool, time_limit: f
             "dtype": result.config["dtype"], "stop": result.metrics["stop_reason"]}
 
 
-def deepxde_time_to_accuracy(problem, targets: list[float], *, time_limit: float, eval_every: int = 250) -> dict[str, Any]:
+def deepxde_time_to_accuracy(problem, targets: list[float], *, time_limit: float, eval_every: int = 250,
+                             seed: int | None = None) -> dict[str, Any]:
     """DeepXDE's recipe (Adam 15000 steps at 1e-3, then L-BFGS) until every target is reached."""
-    model = deepxde_model(problem.nu)
+    model = deepxde_model(problem.nu, seed)
     if model is None:
         return {}
     import deepxde as dde
@@ -319,7 +323,9 @@ def deepxde_time_to_accuracy(problem, targets: list[float], *, time_limit: float
         model.compile("L-BFGS")
         model.train(display_every=1000, verbose=0, callbacks=[Measure()])
     seconds = time.perf_counter() - clock["start"] - clock["excluded"]
-    return {"seconds_to": reached, "final_rel_l2": clock["last"], "seconds": round(seconds, 2)}
+    # DeepXDE's own count of training steps (Adam steps plus L-BFGS iterations) shows where it stopped
+    return {"seconds_to": reached, "final_rel_l2": clock["last"], "seconds": round(seconds, 2),
+            "deepxde_steps": int(model.train_state.step), "seed": seed}
 
 
 def machine() -> str:
@@ -376,7 +382,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_deepxde and args.problem == "burgers" and not deepxde_config:
         print("DeepXDE skipped: it is timed on its own configuration only")
     if not args.no_deepxde and args.problem == "burgers" and deepxde_config:
-        dde_model = deepxde_model(problem.nu)
+        dde_model = deepxde_model(problem.nu, args.seed)
         if dde_model is not None:
             if dde_model.net.linears[0].weight.device != device or dtype != torch.float32:
                 print("DeepXDE skipped: it runs float32 on its own default device here")
@@ -414,7 +420,7 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(out))
     if args.deepxde_recipe and args.problem == "burgers":
         print("\ntime to accuracy, DeepXDE recipe (Adam 15000 + L-BFGS) ...")
-        out = deepxde_time_to_accuracy(problem, args.targets, time_limit=args.time_limit)
+        out = deepxde_time_to_accuracy(problem, args.targets, time_limit=args.time_limit, seed=args.seed)
         results.setdefault("accuracy", {})["DeepXDE recipe"] = out
         print(json.dumps(out) if out else "DeepXDE not available")
     if args.json:
