@@ -83,8 +83,7 @@ def constraint_terms(transform: HardConstraint, points: Tensor, variables: Seque
         x = points.detach().requires_grad_(True)
         terms: dict[str, Tensor] = {}
         for label, fn in (("a", transform.offset), ("b", transform.factor)):
-            value = torch.as_tensor(fn(x), dtype=x.dtype, device=x.device)
-            value = value.reshape(-1, 1).expand(x.shape[0], 1) if value.numel() == 1 else value.reshape(-1, 1)
+            value = _column(fn, x)
             terms[label] = value.detach()
             if not cols:
                 continue
@@ -107,11 +106,14 @@ def constraint_values(transform: HardConstraint, points: Tensor) -> dict[str, Te
     """``{"a": a, "b": b}`` of a hard constraint at ``points``, each ``(N, 1)`` and detached:
     what :func:`evaluate` needs at points where only the value of ``u`` is wanted."""
     with torch.no_grad():
-        terms = {}
-        for label, fn in (("a", transform.offset), ("b", transform.factor)):
-            value = torch.as_tensor(fn(points), dtype=points.dtype, device=points.device)
-            terms[label] = value.reshape(-1, 1).expand(points.shape[0], 1) if value.numel() == 1 else value.reshape(-1, 1)
-    return terms
+        return {"a": _column(transform.offset, points), "b": _column(transform.factor, points)}
+
+
+def _column(fn, points: Tensor) -> Tensor:
+    """``fn(points)`` as an ``(N, 1)`` tensor of the points' dtype and device (a constant is
+    broadcast to every point)."""
+    value = torch.as_tensor(fn(points), dtype=points.dtype, device=points.device)
+    return value.reshape(-1, 1).expand(points.shape[0], 1) if value.numel() == 1 else value.reshape(-1, 1)
 
 
 @dataclass
@@ -161,7 +163,7 @@ def prepare(model: MLP, points: Tensor, variables: Sequence[str], keys: Sequence
 
 def run(model: MLP, plan: Plan) -> tuple[Tensor, dict[str, Tensor], list[Tensor]]:
     """:func:`evaluate` with the arguments :func:`prepare` checked and precomputed."""
-    cols, n2, n = plan.cols, plan.n2, plan.sizes[0]
+    cols, n2 = plan.cols, plan.n2
     n1 = len(cols)
     params = [p for layer in model.layers for p in (layer.weight, layer.bias)]
     scaled = model.scale_inputs(plan.inputs) if plan.scaled is None else plan.scaled

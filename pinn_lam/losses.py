@@ -138,12 +138,12 @@ class PINNLoss:
         """Every term's pointwise residual, the PDE and the value-only conditions in one pass."""
         problem, model, points = self.problem, self.model, self.points
         shared = [name for name in self._terms[1:] if self._conditions[name].value_only]
-        plan = self._fast_plan
+        fast, plan = _fastpath(), self._fast_plan
         parameter = next(model.parameters())
         if plan is None or plan.inputs.dtype != parameter.dtype or plan.inputs.device != parameter.device:
-            plan = self._fast_plan = _fastpath().prepare(model, points["pde"], problem.variables, problem.derivatives,
-                                                         values=[points[name] for name in shared])
-        u, d, values = _fastpath().run(model, plan)
+            plan = self._fast_plan = fast.prepare(model, points["pde"], problem.variables, problem.derivatives,
+                                                  values=[points[name] for name in shared])
+        u, d, values = fast.run(model, plan)
         residuals = {"pde": problem.pde(points["pde"], u, d)}
         for name, value in zip(shared, values):
             residuals[name] = self._conditions[name].residual(points[name], value)

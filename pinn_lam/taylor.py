@@ -129,13 +129,13 @@ ACTIVATION_DERIVATIVES: dict[str, tuple[Callable[[Tensor], Triple],
 
 
 class _TaylorGeneric(torch.autograd.Function):
-    """An MLP's raw output on ``nv`` points, and its derivatives on the first ``n`` of them.
+    """An MLP's raw output on ``nv`` points, and its derivatives on the first ``n = sizes[0]``.
 
-    Inputs: ``(activation, cols, n2, n)``, the scaled points ``z`` (nv, d), the input scales of
-    the ``cols`` directions (n1,), then ``W_0, b_0, W_1, b_1, ...``. Directions ``cols[:n2]``
-    also get pure second derivatives. Output: one ``(nv + k n, m)`` block, ``k = n1 + n2``: the
-    values of all ``nv`` points, then ``k`` blocks of ``n`` rows (first derivatives along
-    ``cols``, then second derivatives along ``cols[:n2]``).
+    Inputs: ``(activation, cols, n2, sizes)``, the scaled points ``z`` (nv, d), stacked point
+    sets of ``sizes`` rows, the input scales of the ``cols`` directions (n1,), then ``W_0, b_0,
+    W_1, b_1, ...``. Directions ``cols[:n2]`` also get pure second derivatives. Outputs
+    (:func:`_pieces`): the values of each point set, then ``k = n1 + n2`` pieces of ``n`` rows
+    (first derivatives along ``cols``, then second derivatives along ``cols[:n2]``).
 
     Inside, every layer keeps the same layout in one contiguous ``(nv + k n, w)`` block, so
     that each layer is one matrix product forward and two backward; the bias is added to the
@@ -176,7 +176,6 @@ class _TaylorGeneric(torch.autograd.Function):
         saved.append(block)
         ctx.save_for_backward(*saved, *params)
         ctx.spec, ctx.depth = spec, len(weights)
-        ctx.sizes_out = list(sizes) + [n] * (len(cols) + n2)
         ctx.set_materialize_grads(False)
         return _pieces(_output(block, weights[-1], biases[-1], nv), sizes, len(cols) + n2)
 
@@ -196,7 +195,7 @@ class _TaylorGeneric(torch.autograd.Function):
         hidden = [saved[7 + 5 * i: 12 + 5 * i] for i in range(depth - 2)]
         block = saved[7 + 5 * (depth - 2)]
         grads: list[Tensor | None] = [None] * (2 * depth)
-        grad = _gather(grads_out, ctx.sizes_out, weights[-1])
+        grad = _gather(grads_out, sizes, k, weights[-1])
         grads[-2], grads[-1], up = _output_backward(grad, block, weights[-1], nv)
         for index in range(depth - 2, 0, -1):
             block, pre, s, d1, d2 = hidden[index - 1]
@@ -226,26 +225,35 @@ class _TaylorGeneric(torch.autograd.Function):
             g_second = up_rows[n1:]
             g_a[:n].addcmul_(act3(a0[:n], h0[:n], d10[:n], d20[:n]), (g_second * column[:n2, None] ** 2).sum(0))
             g_column[:n2].addcmul_(column[:n2], (g_second * d20[:n]).sum(1), value=2)
-        g_weight = g_a.T @ z
-        for rank, i in enumerate(cols):  # the columns' dependence on W_0
-            g_weight[:, i] += g_column[rank] * scale[rank]
-        grads[0] = g_weight
-        grads[1] = g_a.sum(0)
+        grads[0], grads[1] = _first_weight_grad(g_a, z, g_column, scale, cols), g_a.sum(0)
         g_z = g_a @ weights[0] if ctx.needs_input_grad[1] else None
         return (None, g_z, None, *grads)
+
+
+def _piece_sizes(sizes: Sequence[int], k: int) -> list[int]:
+    """Rows of each output piece: every point set's values, then ``k`` derivative pieces of the first."""
+    return list(sizes) + [sizes[0]] * k
 
 
 def _pieces(out: Tensor, sizes: Sequence[int], k: int) -> tuple[Tensor, ...]:
     """The output block as separate views: the value rows of each point set, then each of the
     ``k`` derivative rows. Separate outputs reach the backward pass as separate gradients,
     without a slicing node (and a zero-filled block-sized gradient) per piece."""
-    return tuple(out.split(list(sizes) + [sizes[0]] * k))
+    return tuple(out.split(_piece_sizes(sizes, k)))
 
 
-def _gather(grads: Sequence[Tensor | None], sizes: Sequence[int], weight: Tensor) -> Tensor:
+def _gather(grads: Sequence[Tensor | None], sizes: Sequence[int], k: int, weight: Tensor) -> Tensor:
     """The gradient of the output block from the gradients of its pieces (``None``: unused)."""
     return torch.cat([g if g is not None else weight.new_zeros((size, weight.shape[0]))
-                      for g, size in zip(grads, sizes)])
+                      for g, size in zip(grads, _piece_sizes(sizes, k))])
+
+
+def _first_weight_grad(g_a: Tensor, z: Tensor, g_column: Tensor, scale: Tensor, cols: Sequence[int]) -> Tensor:
+    """The first layer's weight gradient: through the values (``g_a`` at the scaled points ``z``)
+    and through the constant derivative columns ``scale_i W_0[:, i]`` (``g_column``, (n1, w))."""
+    g_weight = g_a.T @ z
+    g_weight.index_add_(1, torch.tensor(list(cols), device=z.device), (g_column * scale[:, None]).T)
+    return g_weight
 
 
 def _output(block: Tensor, weight: Tensor, bias: Tensor, nv: int) -> Tensor:
@@ -258,9 +266,7 @@ def _output(block: Tensor, weight: Tensor, bias: Tensor, nv: int) -> Tensor:
 def _output_backward(grad: Tensor, block: Tensor, weight: Tensor, nv: int) -> tuple[Tensor, Tensor, Tensor]:
     """Gradients of the last layer's weight and bias, and of the block below it."""
     grad = grad.contiguous()
-    # one output: an outer product, cheaper as a broadcast than as a rank-1 matrix product
-    up = grad @ weight
-    return grad.T @ block, grad[:nv].sum(0), up
+    return grad.T @ block, grad[:nv].sum(0), grad @ weight
 
 
 def _one_minus_square(h: Tensor) -> Tensor:
@@ -313,7 +319,6 @@ class _TaylorTanh(torch.autograd.Function):
             slopes.append(d)
         ctx.save_for_backward(z, scale, *blocks, *slopes, *params)
         ctx.spec, ctx.depth = spec, len(weights)
-        ctx.sizes_out = list(sizes) + [n] * k
         ctx.set_materialize_grads(False)
         return _pieces(_output(block, weights[-1], biases[-1], nv), sizes, k)
 
@@ -330,7 +335,7 @@ class _TaylorTanh(torch.autograd.Function):
         weights = params[0::2]
         nv = z.shape[0]
         grads: list[Tensor | None] = [None] * (2 * depth)
-        grad = _gather(grads_out, ctx.sizes_out, weights[-1])
+        grad = _gather(grads_out, sizes, k, weights[-1])
         grads[-2], grads[-1], up = _output_backward(grad, blocks[-1], weights[-1], nv)
         for index in range(depth - 2, -1, -1):  # the hidden layers, then the first
             _tanh_rows_backward(up, blocks[index], slopes[index], nv, n, n1, n2)
@@ -341,9 +346,7 @@ class _TaylorTanh(torch.autograd.Function):
         # the first layer: a' is the constant column scale_i W_0[:, i], so its gradient sums over points
         g_a = up[:nv]
         g_column = up[nv:nv + n1 * n].view(n1, n, -1).sum(1)  # (n1, w)
-        g_weight = g_a.T @ z
-        g_weight.index_add_(1, torch.tensor(cols, device=z.device), (g_column * scale[:, None]).T)
-        grads[0], grads[1] = g_weight, g_a.sum(0)
+        grads[0], grads[1] = _first_weight_grad(g_a, z, g_column, scale, cols), g_a.sum(0)
         g_z = g_a @ weights[0] if ctx.needs_input_grad[1] else None
         return (None, g_z, None, *grads)
 
