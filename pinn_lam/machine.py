@@ -36,10 +36,11 @@ def tune_malloc() -> bool:
     A training step allocates and frees the same few-hundred-kilobyte tensors every
     iteration. With glibc's defaults, allocations above its (adaptive) mmap threshold and the
     heap top above its trim threshold go back to the OS when freed, so the next step takes a
-    page fault on every 4 KiB page it touches again: over a thousand faults per step on
-    DeepXDE's Burgers configuration, a third of the step. Raising both thresholds keeps that
-    memory in the process (its peak usage, returned at exit). This is glibc's counterpart of
-    the TCMalloc/jemalloc advice in PyTorch's CPU performance guide; it changes no result.
+    page fault on every 4 KiB page it touches again (``pinn-lam bench train`` reports the
+    faults per step, and ``PINN_LAM_MALLOC=default`` shows them without this). Raising both
+    thresholds keeps that memory in the process (its peak usage, returned at exit). This is
+    glibc's counterpart of the TCMalloc/jemalloc advice in PyTorch's CPU performance guide; it
+    changes no result.
 
     Idempotent; returns True when the settings are in force. Set the environment variable
     ``PINN_LAM_MALLOC=default`` to leave malloc alone; does nothing off glibc (e.g. macOS, musl).
