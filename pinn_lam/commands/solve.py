@@ -54,6 +54,7 @@ def _defaults(key: str) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     import problems
     from pinn_lam.models import ACTIVATIONS
+    from pinn_lam.presets import PRESETS
     from pinn_lam.sampling import METHODS
     from pinn_lam.train import OPTIMIZERS
 
@@ -72,8 +73,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        f"exponential decay within each first-order phase ({_defaults('lr_decay')})")
     train.add_argument("--quick", action="store_true", default=hide,
                        help="the small 'quick' preset: under a minute, relative error of a few 1e-3")
-    from pinn_lam.presets import PRESETS
-
     train.add_argument("--preset", choices=sorted(PRESETS), default=hide,
                        help="a named preset: 'quick' (= --quick), or 'sprint' (float32, tuned for the time "
                             "to a relative error of 1e-3; see docs/solve.md)")
