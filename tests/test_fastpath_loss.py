@@ -113,3 +113,20 @@ def test_tune_malloc_is_idempotent_and_can_be_turned_off():
     code = "from pinn_lam.machine import tune_malloc; print(tune_malloc())"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_dirichlet_conditions_do_not_call_the_model_on_the_fast_path(monkeypatch):
+    """Their values come from the one Taylor pass, not from separate forwards of the model."""
+    problem = Burgers()
+    model = network("tanh", bounds=problem.bounds, seed=5)
+    x = points(40, bounds=problem.bounds)
+    pts = {"pde": x, "ic": x[:8], "bc": x[8:16]}
+    reference, _ = PINNLoss(problem, model, pts, fast=False)()
+    loss = PINNLoss(problem, model, pts, fast=True)
+
+    def no_forward(*args, **kwargs):
+        raise AssertionError("the model's forward ran on the fast path")
+
+    monkeypatch.setattr(model, "forward", no_forward)
+    total, _ = loss()
+    torch.testing.assert_close(total, reference, rtol=1e-9, atol=1e-12)
