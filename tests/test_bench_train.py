@@ -96,7 +96,8 @@ def test_peak_memory_sees_a_known_allocation():
 
 
 @pytest.mark.parametrize("argv, message", [(["--iterations", "0"], "--iterations"), (["--warmup", "-1"], "--warmup"),
-                                           (["--targets", "2"], "--targets"), (["--threads", "0"], "--threads")])
+                                           (["--targets", "2"], "--targets"), (["--threads", "0"], "--threads"),
+                                           (["--preset", "turbo"], "unknown preset .turbo.; available: quick, sprint")])
 def test_bad_options_raise_one_line_errors(argv, message):
     with pytest.raises(ValueError, match=message):
         train.run(parse("burgers", *argv))

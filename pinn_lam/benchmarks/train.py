@@ -338,6 +338,10 @@ def machine() -> str:
 def run(args: argparse.Namespace) -> int:
     _check(args)
     solve_options(args.solve_option)  # fail early on a malformed option
+    if args.preset is not None:  # and on an unknown preset, before minutes of timing
+        from ..presets import resolve
+
+        resolve(args.problem, args.preset)
     import problems
 
     problem = problems.get(args.problem)
