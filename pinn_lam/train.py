@@ -179,6 +179,7 @@ class Trainer:
         self.lbfgs = {"scale": 1.0, "previous": None, "failures": 0, "pending": None}
         self.stop_reason: str | None = None
         self._saved_at: int | None = None
+        self._evaluated_at: int | None = None  # the iteration of the latest error evaluation
 
     # -- optimizer -------------------------------------------------------------------------
     def _new_optimizer(self) -> None:
@@ -223,6 +224,7 @@ class Trainer:
             setattr(self, key, state[key])
         # rows from the saved iteration on are logged again when the loop resumes
         self.history = [dict(row) for row in state["history"] if row["iteration"] < self.iteration]
+        self._evaluated_at = self._last_evaluation(self.history)
         self.events = list(state["events"])
         self.optimizer = None
         if state["optimizer"] is not None and self.phase_index < len(self.phases):
@@ -270,8 +272,9 @@ class Trainer:
         row: dict[str, Any] = {"iteration": self.iteration, "phase": min(self.phase_index, len(self.phases) - 1),
                                "optimizer": phase.optimizer, "time": round(self.elapsed, 4), "loss": values["loss"]}
         row.update({f"loss_{k}": v for k, v in values.items() if k != "loss"})
-        if self.evaluate is not None and (final or self._due(self.eval_every, self._evaluated_at())):
+        if self.evaluate is not None and (final or self._due(self.eval_every, self._evaluated_at)):
             row.update(self.evaluate(self.model))
+            self._evaluated_at = self.iteration
         self.history.append(row)
         return row
 
@@ -280,10 +283,11 @@ class Trainer:
         L-BFGS chunk that ends early leaves the multiples, and nothing is skipped for it."""
         return bool(every) and (last is None or self.iteration // every > last // every)
 
-    def _evaluated_at(self) -> int | None:
+    @staticmethod
+    def _last_evaluation(history: list[dict[str, Any]]) -> int | None:
         """The iteration of the latest history row holding an evaluation (keys beyond the losses)."""
         plain = {"iteration", "phase", "optimizer", "time", "loss"}
-        return next((row["iteration"] for row in reversed(self.history)
+        return next((row["iteration"] for row in reversed(history)
                      if any(key not in plain and not key.startswith("loss_") for key in row)), None)
 
     # -- the loop ---------------------------------------------------------------------------

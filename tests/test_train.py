@@ -176,5 +176,5 @@ def test_evaluation_and_checkpoints_follow_multiples_even_after_an_early_chunk_e
             saved.append(iteration)
     assert seen == [0, 13, 20, 45, 50]
     assert saved == [0, 13, 20, 45, 50]
-    assert trainer._evaluated_at() == 50
+    assert trainer._evaluated_at == 50 == trainer._last_evaluation(trainer.history)
     assert [row["iteration"] for row in trainer.history if "rel_l2" in row] == seen
