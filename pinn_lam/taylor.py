@@ -53,6 +53,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from . import kernels
+
 __all__ = ["ACTIVATION_DERIVATIVES", "taylor_block"]
 
 Triple = tuple[Tensor, Tensor, Tensor]
@@ -294,15 +296,20 @@ class _TaylorTanh(torch.autograd.Function):
         weights, biases = params[0::2], params[1::2]
         column = (weights[0][:, list(cols)] * scale).T  # (n1, w): the first layer's a'
         width = weights[0].shape[0]
+        lib = kernels.use_for(z)  # fused element-wise loops on the CPU, when built
         block = z.new_empty((nv + k * n, width))
         h = torch.tanh(torch.addmm(biases[0], z, weights[0].T), out=block[:nv])
-        d = _one_minus_square(h)
-        rows = block[nv:].view(k, n, width)
-        # direction by direction: a row times a vector is a fast broadcast, (k, 1, w) is not
-        for i in range(n1):
-            torch.mul(d[:n], column[i], out=rows[i])
-        for j in range(n2):  # h''_j = d (0 - 2 t_j a'_j) = -2 t_j h'_j with t_j = h a'_j
-            torch.mul(rows[j], h[:n] * column[j], out=rows[n1 + j]).mul_(-2)
+        if lib is not None:
+            d = torch.empty_like(h)
+            kernels.first_forward(lib, block, d, column.contiguous(), nv, n, n1, n2)
+        else:
+            d = _one_minus_square(h)
+            rows = block[nv:].view(k, n, width)
+            # direction by direction: a row times a vector is a fast broadcast, (k, 1, w) is not
+            for i in range(n1):
+                torch.mul(d[:n], column[i], out=rows[i])
+            for j in range(n2):  # h''_j = d (0 - 2 t_j a'_j) = -2 t_j h'_j with t_j = h a'_j
+                torch.mul(rows[j], h[:n] * column[j], out=rows[n1 + j]).mul_(-2)
         blocks, slopes = [block], [d]
         for weight, bias in zip(weights[1:-1], biases[1:-1]):
             pre = block @ weight.T  # one product for values and every derivative row
@@ -310,11 +317,15 @@ class _TaylorTanh(torch.autograd.Function):
             width = pre.shape[1]
             block = torch.empty_like(pre)
             h = torch.tanh(pre[:nv], out=block[:nv])
-            d = _one_minus_square(h)
-            first = pre[nv:].view(k, n, width)
-            if n2:
-                first[n1:].addcmul_(first[:n2] * h[:n], first[:n2], value=-2)  # a''_j - 2 t_j a'_j
-            torch.mul(first, d[:n], out=block[nv:].view(k, n, width))
+            if lib is not None:
+                d = torch.empty_like(h)
+                kernels.hidden_forward(lib, pre, block, d, nv, n, n1, n2)
+            else:
+                d = _one_minus_square(h)
+                first = pre[nv:].view(k, n, width)
+                if n2:
+                    first[n1:].addcmul_(first[:n2] * h[:n], first[:n2], value=-2)  # a''_j - 2 t_j a'_j
+                torch.mul(first, d[:n], out=block[nv:].view(k, n, width))
             blocks.append(block)
             slopes.append(d)
         ctx.save_for_backward(z, scale, *blocks, *slopes, *params)
@@ -335,18 +346,33 @@ class _TaylorTanh(torch.autograd.Function):
         weights = params[0::2]
         nv = z.shape[0]
         grads: list[Tensor | None] = [None] * (2 * depth)
-        grad = _gather(grads_out, sizes, k, weights[-1])
-        grads[-2], grads[-1], up = _output_backward(grad, blocks[-1], weights[-1], nv)
+        grad = _gather(grads_out, sizes, k, weights[-1]).contiguous()
+        lib = kernels.use_for(grad)
+        grads[-2], grads[-1] = grad.T @ blocks[-1], grad[:nv].sum(0)
+        if lib is not None and grad.shape[1] == 1:  # the kernel forms grad W_out itself, in its pass
+            up, outer = torch.empty_like(blocks[-1]), (grad, weights[-1])
+        else:
+            up, outer = grad @ weights[-1], None
         for index in range(depth - 2, -1, -1):  # the hidden layers, then the first
-            _tanh_rows_backward(up, blocks[index], slopes[index], nv, n, n1, n2)
+            if lib is not None:
+                g_bias = up.new_zeros(up.shape[1])
+                g_column = up.new_zeros((n1, up.shape[1])) if index == 0 else None
+                g, w_out = outer if outer is not None else (None, None)
+                kernels.rows_backward(lib, up, blocks[index], slopes[index], g_bias, nv, n, n1, n2, g=g, wout=w_out,
+                                      colsum=g_column)
+                outer = None
+            else:
+                _tanh_rows_backward(up, blocks[index], slopes[index], nv, n, n1, n2)
+                g_bias = up[:nv].sum(0)
             if index:
                 grads[2 * index] = up.T @ blocks[index - 1]
-                grads[2 * index + 1] = up[:nv].sum(0)
+                grads[2 * index + 1] = g_bias
                 up = up @ weights[index]
         # the first layer: a' is the constant column scale_i W_0[:, i], so its gradient sums over points
         g_a = up[:nv]
-        g_column = up[nv:nv + n1 * n].view(n1, n, -1).sum(1)  # (n1, w)
-        grads[0], grads[1] = _first_weight_grad(g_a, z, g_column, scale, cols), g_a.sum(0)
+        if lib is None:
+            g_column = up[nv:nv + n1 * n].view(n1, n, -1).sum(1)  # (n1, w)
+        grads[0], grads[1] = _first_weight_grad(g_a, z, g_column, scale, cols), g_bias
         g_z = g_a @ weights[0] if ctx.needs_input_grad[1] else None
         return (None, g_z, None, *grads)
 

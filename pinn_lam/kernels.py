@@ -1,0 +1,155 @@
+"""Fused CPU loops for the tanh Taylor pass, built once with the system's C++ compiler.
+
+:class:`pinn_lam.taylor._TaylorTanh` spends about half of a CPU step in element-wise tensor
+operations, each a pass over a block of the size of the network's activations (and a
+dispatch through PyTorch of a few microseconds). ``taylor_kernels.cpp`` does each layer's
+element-wise work in one pass instead; the matrix products and ``tanh`` stay in PyTorch. It is
+plain C++ without PyTorch headers, compiled on first use (``c++ -O3 -march=native``, a few
+seconds) into the cache folder (:func:`pinn_lam.cache.cache_folder`, under ``kernels/``, keyed
+by the source, the compiler command and the CPU) and loaded with :mod:`ctypes`.
+
+``torch.compile`` would fuse the same loops, but it measured slower here (its compiled
+function's call overhead and a less specialised loop; see ``docs/speed.md``).
+
+The kernels are used for contiguous float32/float64 CPU tensors when they are available;
+everything else (CUDA, other dtypes, no compiler) takes the eager path, which gives the same
+numbers up to rounding (``tests/test_kernels.py``). Set ``PINN_LAM_KERNELS=0`` to turn them off;
+``CXX`` names the compiler (default ``c++``). A failed build warns once and falls back.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+__all__ = ["available", "enabled", "library", "use_for"]
+
+#: environment variable that turns the kernels off (``0``, ``off``, ``no``, ``false``)
+ENV_VAR = "PINN_LAM_KERNELS"
+_SOURCE = Path(__file__).with_name("taylor_kernels.cpp")
+_ABI_VERSION = 1
+_lock = threading.Lock()
+_state: dict[str, object] = {}
+
+
+def enabled() -> bool:
+    """False when ``PINN_LAM_KERNELS`` turns the kernels off."""
+    return os.environ.get(ENV_VAR, "").strip().lower() not in ("0", "off", "no", "false")
+
+
+def _cpu_signature() -> str:
+    """What ``-march=native`` depends on: the CPU's model and feature flags."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return "\n".join(sorted({line for line in lines if line.startswith(("model name", "flags", "Features"))}))
+    except OSError:
+        return f"{platform.machine()} {platform.processor()}"
+
+
+def _compile(output: Path) -> None:
+    compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+    if not compiler:
+        raise RuntimeError("no C++ compiler found (set CXX)")
+    base = [compiler, "-O3", "-std=c++17", "-shared", "-fPIC", str(_SOURCE), "-o"]
+    with tempfile.TemporaryDirectory(dir=output.parent) as tmp:
+        target = Path(tmp) / output.name
+        errors = ""
+        for flags in (["-march=native"], []):  # some compilers/CPUs lack -march=native
+            done = subprocess.run(base[:2] + flags + base[2:] + [str(target)], capture_output=True, text=True)
+            if done.returncode == 0:
+                os.replace(target, output)  # atomic: concurrent builds never load half a file
+                return
+            errors = done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
+        raise RuntimeError(f"{compiler} failed: {errors[0]}")
+
+
+def _build() -> ctypes.CDLL:
+    from .cache import cache_folder
+
+    source = _SOURCE.read_bytes()
+    key = hashlib.sha256(source + _cpu_signature().encode() + os.environ.get("CXX", "").encode()).hexdigest()[:16]
+    folder = cache_folder() / "kernels"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"taylor-{key}{'.dll' if os.name == 'nt' else '.so'}"
+    if not path.exists():
+        _compile(path)
+    lib = ctypes.CDLL(str(path))
+    if lib.pinn_lam_abi_version() != _ABI_VERSION:
+        raise RuntimeError(f"{path} has ABI version {lib.pinn_lam_abi_version()}, expected {_ABI_VERSION}")
+    i64, ptr, flag = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
+    lib.pinn_lam_first_forward.argtypes = [flag, ptr, ptr, ptr, i64, i64, i64, i64, i64]
+    lib.pinn_lam_hidden_forward.argtypes = [flag, ptr, ptr, ptr, i64, i64, i64, i64, i64]
+    lib.pinn_lam_rows_backward.argtypes = [flag, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64]
+    for fn in (lib.pinn_lam_first_forward, lib.pinn_lam_hidden_forward, lib.pinn_lam_rows_backward):
+        fn.restype = None
+    return lib
+
+
+def library() -> ctypes.CDLL | None:
+    """The loaded kernels (built on the first call), or ``None`` when they are turned off or
+    could not be built (a warning says why, once)."""
+    if not enabled():
+        return None
+    if "lib" not in _state:
+        with _lock:
+            if "lib" not in _state:
+                try:
+                    _state["lib"] = _build()
+                except (OSError, RuntimeError, AttributeError, subprocess.SubprocessError) as error:
+                    _state["lib"] = None
+                    warnings.warn(f"pinn-lam: fused CPU kernels unavailable ({error}); using the eager path "
+                                  f"(set {ENV_VAR}=0 to silence)", RuntimeWarning, stacklevel=3)
+    return _state["lib"]  # type: ignore[return-value]
+
+
+def available() -> bool:
+    """True when the kernels are turned on and built (building them if needed)."""
+    return library() is not None
+
+
+def use_for(tensor: Tensor) -> ctypes.CDLL | None:
+    """The kernels when they can take ``tensor``'s device and dtype (CPU, float32/float64), else ``None``."""
+    if tensor.device.type != "cpu" or tensor.dtype not in (torch.float32, torch.float64):
+        return None
+    return library()
+
+
+def _ptr(t: Tensor | None) -> int | None:
+    if t is None:
+        return None
+    assert t.is_contiguous(), "kernel arrays must be contiguous"
+    return t.data_ptr()
+
+
+def first_forward(lib: ctypes.CDLL, block: Tensor, d: Tensor, column: Tensor, nv: int, n: int, n1: int,
+                  n2: int) -> None:
+    """``d = 1 - h^2`` and the first layer's derivative slabs of ``block`` (whose value rows hold h)."""
+    lib.pinn_lam_first_forward(block.dtype == torch.float64, _ptr(block), _ptr(d), _ptr(column), nv, n,
+                               block.shape[1], n1, n2)
+
+
+def hidden_forward(lib: ctypes.CDLL, pre: Tensor, block: Tensor, d: Tensor, nv: int, n: int, n1: int,
+                   n2: int) -> None:
+    """``d = 1 - h^2`` and a hidden layer's derivative slabs of ``block`` from the product ``pre``."""
+    lib.pinn_lam_hidden_forward(block.dtype == torch.float64, _ptr(pre), _ptr(block), _ptr(d), nv, n,
+                                block.shape[1], n1, n2)
+
+
+def rows_backward(lib: ctypes.CDLL, up: Tensor, block: Tensor, d: Tensor, bias: Tensor, nv: int, n: int, n1: int,
+                  n2: int, *, g: Tensor | None = None, wout: Tensor | None = None,
+                  colsum: Tensor | None = None) -> None:
+    """:func:`pinn_lam.taylor._tanh_rows_backward` in one pass (``up`` in place, or written from
+    the outer product of ``g`` (rows, 1) and ``wout`` (1, w)), adding the bias gradient to
+    ``bias`` and, with ``colsum``, the first ``n1`` slabs' column sums."""
+    lib.pinn_lam_rows_backward(up.dtype == torch.float64, _ptr(up), _ptr(block), _ptr(d), _ptr(g), _ptr(wout),
+                               _ptr(bias), _ptr(colsum), nv, n, up.shape[1], n1, n2)

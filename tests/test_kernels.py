@@ -1,0 +1,102 @@
+"""The fused CPU kernels of the tanh Taylor pass (pinn_lam/taylor_kernels.cpp) against the eager
+path, in float64 to rounding and float32 to its precision; building, turning off and failing."""
+import warnings
+
+import pytest
+import torch
+
+from pinn_lam import fastpath, kernels
+from pinn_lam.models import MLP
+
+pytestmark = pytest.mark.skipif(not kernels.available(), reason="no C++ compiler to build the kernels")
+
+
+def setup(variables, depth, width, seed, dtype=torch.float64):
+    bounds = tuple((-1.0, 1.0 + 0.5 * i) for i in range(len(variables)))
+    generator = torch.Generator().manual_seed(seed)
+    model = MLP(len(variables), 1, width=width, depth=depth, activation="tanh", bounds=bounds,
+                generator=generator).to(dtype)
+    with torch.no_grad():  # non-zero biases
+        for layer in model.layers:
+            layer.bias.copy_(0.3 * torch.randn(layer.bias.shape, generator=generator, dtype=dtype))
+    low = torch.tensor([b[0] for b in bounds], dtype=dtype)
+    high = torch.tensor([b[1] for b in bounds], dtype=dtype)
+
+    def draw(n):
+        return low + (high - low) * torch.rand(n, len(variables), generator=generator, dtype=dtype)
+
+    return model, draw(37), [draw(11), draw(5)]
+
+
+def outputs_and_gradients(model, x, values, variables, keys):
+    u, d, extra = fastpath.evaluate(model, x, variables, keys, values=values)
+    outs = [u, *d.values(), *extra]
+    weights = [torch.linspace(-1.0, 2.0, o.numel(), dtype=o.dtype).view_as(o) for o in outs]
+    value = sum((w * o).sum() + (o ** 2).sum() for w, o in zip(weights, outs))
+    return [o.detach() for o in outs], torch.autograd.grad(value, list(model.parameters()))
+
+
+def both_paths(monkeypatch, *args):
+    fused = outputs_and_gradients(*args)
+    with monkeypatch.context() as patch:
+        patch.setattr(kernels, "use_for", lambda tensor: None)
+        eager = outputs_and_gradients(*args)
+    return fused, eager
+
+
+# (variables, keys): every instantiated (n1, n2) of the kernels, and the generic version (4 inputs)
+CASES = [
+    (("x",), ("x",)), (("x",), ("xx",)), (("x", "t"), ("t", "x")), (("x", "t"), ("t", "x", "xx")),
+    (("x", "y"), ("xx", "yy")), (("x", "y", "z"), ("x", "y", "z")), (("x", "y", "t"), ("t", "x", "xx", "y")),
+    (("x", "y", "z"), ("xx", "yy", "z")), (("x", "y", "z"), ("xx", "yy", "zz")),
+    (("x", "y", "z", "t"), ("t", "xx", "yy", "zz")),
+]
+
+
+@pytest.mark.parametrize("variables,keys", CASES, ids=["-".join(k) for _, k in CASES])
+@pytest.mark.parametrize("depth", [1, 3])
+def test_fused_kernels_match_the_eager_path_in_float64(monkeypatch, variables, keys, depth):
+    model, x, values = setup(variables, depth, width=9, seed=len(keys) + depth)
+    (outs, grads), (outs_ref, grads_ref) = both_paths(monkeypatch, model, x, values, variables, keys)
+    for a, b in zip(outs + list(grads), outs_ref + list(grads_ref)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-13)
+
+
+def test_fused_kernels_match_the_eager_path_in_float32(monkeypatch):
+    variables, keys = ("x", "t"), ("t", "x", "xx")
+    model, x, values = setup(variables, 3, width=20, seed=5, dtype=torch.float32)
+    (outs, grads), (outs_ref, grads_ref) = both_paths(monkeypatch, model, x, values, variables, keys)
+    for a, b in zip(outs + list(grads), outs_ref + list(grads_ref)):
+        torch.testing.assert_close(a, b, rtol=2e-5, atol=2e-5)
+
+
+def test_turned_off_by_the_environment(monkeypatch):
+    monkeypatch.setenv(kernels.ENV_VAR, "0")
+    assert kernels.library() is None and kernels.use_for(torch.zeros(1)) is None
+
+
+def test_not_used_for_other_dtypes_or_devices():
+    assert kernels.use_for(torch.zeros(1, dtype=torch.float64)) is not None
+    assert kernels.use_for(torch.zeros(1, dtype=torch.float16)) is None
+    assert kernels.use_for(torch.zeros(1, dtype=torch.bfloat16)) is None
+
+
+def test_a_failed_build_warns_once_and_the_eager_path_still_works(monkeypatch, tmp_path):
+    monkeypatch.setenv("PINN_LAM_CACHE", str(tmp_path))
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setattr(kernels, "_state", {})
+    with pytest.warns(RuntimeWarning, match="fused CPU kernels unavailable"):
+        assert kernels.library() is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no second warning
+        assert kernels.library() is None
+        model, x, values = setup(("x", "t"), 2, width=6, seed=0)
+        u, d, _ = fastpath.evaluate(model, x, ("x", "t"), ("t", "x", "xx"), values=values)
+    torch.testing.assert_close(u, model(x))
+
+
+def test_a_fresh_build_in_an_empty_cache_loads(monkeypatch, tmp_path):
+    monkeypatch.setenv("PINN_LAM_CACHE", str(tmp_path))
+    monkeypatch.setattr(kernels, "_state", {})
+    assert kernels.library() is not None
+    assert len(list((tmp_path / "kernels").glob("taylor-*"))) == 1
