@@ -23,7 +23,9 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 
+import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from .problem import HardConstraint, Problem
 
@@ -134,8 +136,10 @@ class PINNLoss:
         points = points.detach() if condition.value_only else points.detach().requires_grad_(True)
         return condition.residual(points, self.model(points))
 
-    def _fast_residuals(self) -> dict[str, Tensor]:
-        """Every term's pointwise residual, the PDE and the value-only conditions in one pass."""
+    def _fast_residuals(self) -> dict[str, tuple[Tensor, Tensor | None]]:
+        """Every term's pointwise residual as ``(x, t)`` with residual ``x - t`` (``t`` may be
+        ``None``): the PDE and the value-only conditions in one pass, and a Dirichlet condition's
+        target ``t`` computed once per :meth:`set_points`."""
         problem, model, points = self.problem, self.model, self.points
         shared = [name for name in self._terms[1:] if self._conditions[name].value_only]
         fast, plan = _fastpath(), self._fast_plan
@@ -143,13 +147,20 @@ class PINNLoss:
         if plan is None or plan.inputs.dtype != parameter.dtype or plan.inputs.device != parameter.device:
             plan = self._fast_plan = fast.prepare(model, points["pde"], problem.variables, problem.derivatives,
                                                   values=[points[name] for name in shared])
+            with torch.no_grad():
+                self._targets = {name: self._conditions[name].target(points[name]).to(parameter.dtype).detach()
+                                 for name in shared if self._conditions[name].target is not None}
         u, d, values = fast.run(model, plan)
-        residuals = {"pde": problem.pde(points["pde"], u, d)}
+        residuals: dict[str, tuple[Tensor, Tensor | None]] = {"pde": (problem.pde(points["pde"], u, d), None)}
         for name, value in zip(shared, values):
-            residuals[name] = self._conditions[name].residual(points[name], value)
+            target = self._targets.get(name)
+            if target is not None and target.shape == value.shape:
+                residuals[name] = (value, target)
+            else:
+                residuals[name] = (self._conditions[name].residual(points[name], value), None)
         for name in self._terms[1:]:
             if name not in residuals:
-                residuals[name] = self.condition_residual(name)
+                residuals[name] = (self.condition_residual(name), None)
         return residuals
 
     def __call__(self) -> tuple[Tensor, dict[str, Tensor]]:
@@ -160,11 +171,54 @@ class PINNLoss:
         if self.fast:
             residuals = self._fast_residuals()
         else:
-            residuals = {name: self.pde_residual() if name == "pde" else self.condition_residual(name)
+            residuals = {name: (self.pde_residual() if name == "pde" else self.condition_residual(name), None)
                          for name in self._terms}
-        values = {name: residuals[name].square().mean() for name in self._terms}
-        total = None
-        for name in self._terms:  # unit weights add no multiplication (each is a node to differentiate)
-            term = values[name] if self.weights[name] == 1.0 else self.weights[name] * values[name]
-            total = term if total is None else total + term
-        return total, values
+        inputs = [residuals[name][0] for name in self._terms]
+        targets = tuple(residuals[name][1] for name in self._terms)
+        total, *means = _MeanSquares.apply(tuple(self.weights[name] for name in self._terms), targets, *inputs)
+        return total, dict(zip(self._terms, means))
+
+
+class _MeanSquares(torch.autograd.Function):
+    r"""``(sum_k w_k m_k, m_1, m_2, ...)`` with :math:`m_k = \mathrm{mean}((x_k - t_k)^2)`, in one
+    autograd node: a dot product per term forward and one product per term backward, where
+    ``square().mean()`` and a weighted sum make about six nodes per term (each a dispatch, and
+    a pass over the residual). Inputs: the weights, the targets ``t_k`` (constants or ``None``
+    for zero), then the ``x_k``. Every output is differentiable, so each term's own gradient
+    can be taken too (:func:`pinn_lam.stiffness.gradient_norms`)."""
+
+    @staticmethod
+    def forward(ctx, weights, targets, *inputs):  # type: ignore[override]
+        residuals = [x if t is None else x - t for x, t in zip(inputs, targets)]
+        means = [_mean_square(r) for r in residuals]
+        total = means[0] * weights[0] if weights[0] != 1.0 else means[0].clone()
+        for weight, mean in zip(weights[1:], means[1:]):
+            total.add_(mean, alpha=weight)
+        ctx.save_for_backward(*residuals)
+        ctx.weights = weights
+        ctx.set_materialize_grads(False)
+        return (total, *means)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_total, *g_means):  # type: ignore[override]
+        grads = []
+        for r, weight, g_mean in zip(ctx.saved_tensors, ctx.weights, g_means):
+            scale = 2.0 / max(r.numel(), 1)
+            if g_total is None and g_mean is None:
+                grads.append(None)
+                continue
+            if g_mean is None:
+                coefficient = g_total * (weight * scale)
+            else:
+                coefficient = g_mean * scale if g_total is None else (g_total * weight + g_mean) * scale
+            grads.append(r * coefficient)
+        return (None, None, *grads)
+
+
+def _mean_square(r: Tensor) -> Tensor:
+    """``r.square().mean()`` as one dot product where BLAS has one."""
+    if r.dtype in (torch.float32, torch.float64) and r.numel():
+        flat = r.reshape(-1)
+        return torch.dot(flat, flat) / flat.numel()
+    return r.square().mean()

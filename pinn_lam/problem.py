@@ -47,12 +47,15 @@ class Condition:
     sample: Callable[[int, UnitSampler], np.ndarray]
     residual: Callable[[Tensor, Tensor], Tensor]
     value_only: bool = False
+    #: ``g`` of a Dirichlet condition, whose residual is ``u - target(points)``: the loss may then
+    #: compute the target once per set of points
+    target: Callable[[Tensor], Tensor] | None = None
 
 
 def dirichlet(name: str, sample: Callable[[int, UnitSampler], np.ndarray],
               value: Callable[[Tensor], Tensor]) -> Condition:
     """A Dirichlet condition :math:`u = g` on the sampled points (``value(points) -> (N, 1)``)."""
-    return Condition(name, sample, lambda points, u: u - value(points), value_only=True)
+    return Condition(name, sample, lambda points, u: u - value(points), value_only=True, target=value)
 
 
 @dataclass(frozen=True)

@@ -102,3 +102,29 @@ def test_bad_arguments_raise_value_errors():
     loss = PINNLoss(problem, model, points, fast=False)
     with pytest.raises(ValueError, match=r"\(N, 2\) tensor"):
         loss.set_points({**points, "pde": torch.zeros(4, 3)})
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_one_node_mean_squares_match_square_mean_and_their_gradients(dtype):
+    from pinn_lam.losses import _MeanSquares
+
+    g = torch.Generator().manual_seed(0)
+    xs = [torch.randn(n, 1, generator=g, dtype=torch.float64).to(dtype).requires_grad_(True) for n in (7, 3, 5)]
+    targets = (None, torch.randn(3, 1, generator=g, dtype=torch.float64).to(dtype), None)
+    weights = (1.0, 2.5, 0.0)
+    total, *means = _MeanSquares.apply(weights, targets, *xs)
+    residuals = [x if t is None else x - t for x, t in zip(xs, targets)]
+    ref_means = [r.square().mean() for r in residuals]
+    ref_total = sum(w * m for w, m in zip(weights, ref_means))
+    tol = {torch.float64: 1e-14, torch.float32: 1e-6, torch.bfloat16: 1e-2}[dtype]
+    for a, b in zip([total, *means], [ref_total, *ref_means]):
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+    # the total's gradient, one term's gradient, and a mix of both (each output is differentiable)
+    for pick in (lambda t, m: t, lambda t, m: m[1], lambda t, m: 3 * t - m[0] + m[2]):
+        grads = torch.autograd.grad(pick(total, means), xs, retain_graph=True, allow_unused=True)
+        refs = torch.autograd.grad(pick(ref_total, ref_means), xs, retain_graph=True, allow_unused=True)
+        for a, b in zip(grads, refs):
+            if b is None or not b.abs().max():  # no dependence (or a zero weight): zero or None
+                assert a is None or not a.abs().max()
+            else:
+                torch.testing.assert_close(a, b, rtol=tol, atol=tol)
