@@ -92,7 +92,10 @@ def _fused_lam(params: list[Tensor], grads: list[Tensor], square_avgs: list[Tens
     if fused[0]:
         for device, device_params, device_grads, device_square_avgs, device_steps in (
                 group_by_device_and_dtype(*fused)):
-            torch._foreach_add_(device_steps, 1)
+            if device_steps[0].is_cpu:  # a tensor scalar keeps CPU steps on the foreach kernel (as torch's Adam)
+                torch._foreach_add_(device_steps, torch.tensor(1.0), alpha=1.0)
+            else:
+                torch._foreach_add_(device_steps, 1)
             if bias_correction:
                 kernel_steps = [s.to(device=device, dtype=torch.float32) for s in device_steps]
             else:
