@@ -24,6 +24,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import warnings
@@ -82,6 +83,8 @@ def _build() -> ctypes.CDLL:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"taylor-{key}{'.dll' if os.name == 'nt' else '.so'}"
     if not path.exists():
+        print("pinn-lam: building the fused CPU kernels (once per machine and source, a few seconds)",
+              file=sys.stderr, flush=True)
         _compile(path)
     lib = ctypes.CDLL(str(path))
     if lib.pinn_lam_abi_version() != _ABI_VERSION:
