@@ -38,7 +38,9 @@ __all__ = ["available", "enabled", "library", "use_for"]
 #: environment variable that turns the kernels off (``0``, ``off``, ``no``, ``false``)
 ENV_VAR = "PINN_LAM_KERNELS"
 _SOURCE = Path(__file__).with_name("taylor_kernels.cpp")
-_ABI_VERSION = 1
+_ABI_VERSION = 2
+#: (n1, n2) pairs the kernels are compiled for (``PINN_LAM_DISPATCH`` in the source)
+PAIRS = frozenset({(1, 0), (1, 1), (2, 0), (2, 1), (2, 2), (3, 0), (3, 1), (3, 2), (3, 3)})
 _lock = threading.Lock()
 _state: dict[str, object] = {}
 
@@ -90,11 +92,11 @@ def _build() -> ctypes.CDLL:
     if lib.pinn_lam_abi_version() != _ABI_VERSION:
         raise RuntimeError(f"{path} has ABI version {lib.pinn_lam_abi_version()}, expected {_ABI_VERSION}")
     i64, ptr, flag = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
-    lib.pinn_lam_first_forward.argtypes = [flag, ptr, ptr, ptr, i64, i64, i64, i64, i64]
-    lib.pinn_lam_hidden_forward.argtypes = [flag, ptr, ptr, ptr, i64, i64, i64, i64, i64]
-    lib.pinn_lam_rows_backward.argtypes = [flag, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64]
+    lib.pinn_lam_first_forward.argtypes = [flag, ptr, ptr, i64, i64, i64, i64, i64]
+    lib.pinn_lam_hidden_forward.argtypes = [flag, ptr, ptr, i64, i64, i64, i64, i64]
+    lib.pinn_lam_rows_backward.argtypes = [flag, ptr, ptr, ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64]
     for fn in (lib.pinn_lam_first_forward, lib.pinn_lam_hidden_forward, lib.pinn_lam_rows_backward):
-        fn.restype = None
+        fn.restype = ctypes.c_int
     return lib
 
 
@@ -120,9 +122,10 @@ def available() -> bool:
     return library() is not None
 
 
-def use_for(tensor: Tensor) -> ctypes.CDLL | None:
-    """The kernels when they can take ``tensor``'s device and dtype (CPU, float32/float64), else ``None``."""
-    if tensor.device.type != "cpu" or tensor.dtype not in (torch.float32, torch.float64):
+def use_for(tensor: Tensor, n1: int, n2: int) -> ctypes.CDLL | None:
+    """The kernels when they can take ``tensor``'s device and dtype (CPU, float32/float64) and
+    ``n1`` first and ``n2`` second derivative directions (:data:`PAIRS`), else ``None``."""
+    if tensor.device.type != "cpu" or tensor.dtype not in (torch.float32, torch.float64) or (n1, n2) not in PAIRS:
         return None
     return library()
 
@@ -130,29 +133,33 @@ def use_for(tensor: Tensor) -> ctypes.CDLL | None:
 def _ptr(t: Tensor | None) -> int | None:
     if t is None:
         return None
-    assert t.is_contiguous(), "kernel arrays must be contiguous"
+    if not t.is_contiguous():
+        raise ValueError("kernel arrays must be contiguous")
     return t.data_ptr()
 
 
-def first_forward(lib: ctypes.CDLL, block: Tensor, d: Tensor, column: Tensor, nv: int, n: int, n1: int,
-                  n2: int) -> None:
-    """``d = 1 - h^2`` and the first layer's derivative slabs of ``block`` (whose value rows hold h)."""
-    lib.pinn_lam_first_forward(block.dtype == torch.float64, _ptr(block), _ptr(d), _ptr(column), nv, n,
-                               block.shape[1], n1, n2)
+def _check(status: int) -> None:
+    if status:
+        raise ValueError(f"the fused kernels are not compiled for these derivative counts; pairs: {sorted(PAIRS)}")
 
 
-def hidden_forward(lib: ctypes.CDLL, pre: Tensor, block: Tensor, d: Tensor, nv: int, n: int, n1: int,
-                   n2: int) -> None:
-    """``d = 1 - h^2`` and a hidden layer's derivative slabs of ``block`` from the product ``pre``."""
-    lib.pinn_lam_hidden_forward(block.dtype == torch.float64, _ptr(pre), _ptr(block), _ptr(d), nv, n,
-                                block.shape[1], n1, n2)
+def first_forward(lib: ctypes.CDLL, block: Tensor, column: Tensor, nv: int, n: int, n1: int, n2: int) -> None:
+    """The first layer's derivative slabs of ``block`` (whose value rows hold h) from its
+    constant columns ``column`` (n1, w)."""
+    _check(lib.pinn_lam_first_forward(block.dtype == torch.float64, _ptr(block), _ptr(column), nv, n,
+                                      block.shape[1], n1, n2))
 
 
-def rows_backward(lib: ctypes.CDLL, up: Tensor, block: Tensor, d: Tensor, bias: Tensor, nv: int, n: int, n1: int,
-                  n2: int, *, g: Tensor | None = None, wout: Tensor | None = None,
-                  colsum: Tensor | None = None) -> None:
+def hidden_forward(lib: ctypes.CDLL, pre: Tensor, block: Tensor, nv: int, n: int, n1: int, n2: int) -> None:
+    """A hidden layer's derivative slabs of ``block`` (whose value rows hold h) from the product ``pre``."""
+    _check(lib.pinn_lam_hidden_forward(block.dtype == torch.float64, _ptr(pre), _ptr(block), nv, n,
+                                       block.shape[1], n1, n2))
+
+
+def rows_backward(lib: ctypes.CDLL, up: Tensor, block: Tensor, bias: Tensor, nv: int, n: int, n1: int, n2: int, *,
+                  g: Tensor | None = None, wout: Tensor | None = None, colsum: Tensor | None = None) -> None:
     """:func:`pinn_lam.taylor._tanh_rows_backward` in one pass (``up`` in place, or written from
     the outer product of ``g`` (rows, 1) and ``wout`` (1, w)), adding the bias gradient to
     ``bias`` and, with ``colsum``, the first ``n1`` slabs' column sums."""
-    lib.pinn_lam_rows_backward(up.dtype == torch.float64, _ptr(up), _ptr(block), _ptr(d), _ptr(g), _ptr(wout),
-                               _ptr(bias), _ptr(colsum), nv, n, up.shape[1], n1, n2)
+    _check(lib.pinn_lam_rows_backward(up.dtype == torch.float64, _ptr(up), _ptr(block), _ptr(g), _ptr(wout),
+                                      _ptr(bias), _ptr(colsum), nv, n, up.shape[1], n1, n2))

@@ -296,12 +296,11 @@ class _TaylorTanh(torch.autograd.Function):
         weights, biases = params[0::2], params[1::2]
         column = (weights[0][:, list(cols)] * scale).T  # (n1, w): the first layer's a'
         width = weights[0].shape[0]
-        lib = kernels.use_for(z)  # fused element-wise loops on the CPU, when built
+        lib = kernels.use_for(z, n1, n2)  # fused element-wise loops on the CPU, when built
         block = z.new_empty((nv + k * n, width))
         h = torch.tanh(torch.addmm(biases[0], z, weights[0].T), out=block[:nv])
-        if lib is not None:
-            d = torch.empty_like(h)
-            kernels.first_forward(lib, block, d, column.contiguous(), nv, n, n1, n2)
+        if lib is not None:  # the kernels recompute d = 1 - h^2 where needed: nothing to store
+            kernels.first_forward(lib, block, column.contiguous(), nv, n, n1, n2)
         else:
             d = _one_minus_square(h)
             rows = block[nv:].view(k, n, width)
@@ -310,7 +309,7 @@ class _TaylorTanh(torch.autograd.Function):
                 torch.mul(d[:n], column[i], out=rows[i])
             for j in range(n2):  # h''_j = d (0 - 2 t_j a'_j) = -2 t_j h'_j with t_j = h a'_j
                 torch.mul(rows[j], h[:n] * column[j], out=rows[n1 + j]).mul_(-2)
-        blocks, slopes = [block], [d]
+        blocks, slopes = [block], [] if lib is not None else [d]
         for weight, bias in zip(weights[1:-1], biases[1:-1]):
             pre = block @ weight.T  # one product for values and every derivative row
             pre[:nv] += bias
@@ -318,18 +317,17 @@ class _TaylorTanh(torch.autograd.Function):
             block = torch.empty_like(pre)
             h = torch.tanh(pre[:nv], out=block[:nv])
             if lib is not None:
-                d = torch.empty_like(h)
-                kernels.hidden_forward(lib, pre, block, d, nv, n, n1, n2)
+                kernels.hidden_forward(lib, pre, block, nv, n, n1, n2)
             else:
                 d = _one_minus_square(h)
                 first = pre[nv:].view(k, n, width)
                 if n2:
                     first[n1:].addcmul_(first[:n2] * h[:n], first[:n2], value=-2)  # a''_j - 2 t_j a'_j
                 torch.mul(first, d[:n], out=block[nv:].view(k, n, width))
+                slopes.append(d)
             blocks.append(block)
-            slopes.append(d)
         ctx.save_for_backward(z, scale, *blocks, *slopes, *params)
-        ctx.spec, ctx.depth = spec, len(weights)
+        ctx.spec, ctx.depth, ctx.fused = spec, len(weights), lib is not None
         ctx.set_materialize_grads(False)
         return _pieces(_output(block, weights[-1], biases[-1], nv), sizes, k)
 
@@ -341,13 +339,14 @@ class _TaylorTanh(torch.autograd.Function):
         k = n1 + n2
         saved = ctx.saved_tensors
         z, scale = saved[:2]
-        blocks, slopes = saved[2:1 + depth], saved[1 + depth:2 * depth]
-        params = saved[2 * depth:]
+        blocks = saved[2:1 + depth]
+        slopes = () if ctx.fused else saved[1 + depth:2 * depth]
+        params = saved[len(saved) - 2 * depth:]
         weights = params[0::2]
         nv = z.shape[0]
         grads: list[Tensor | None] = [None] * (2 * depth)
         grad = _gather(grads_out, sizes, k, weights[-1]).contiguous()
-        lib = kernels.use_for(grad)
+        lib = kernels.use_for(grad, n1, n2) if ctx.fused else None
         grads[-2], grads[-1] = grad.T @ blocks[-1], grad[:nv].sum(0)
         if lib is not None and grad.shape[1] == 1:  # the kernel forms grad W_out itself, in its pass
             up, outer = torch.empty_like(blocks[-1]), (grad, weights[-1])
@@ -358,7 +357,7 @@ class _TaylorTanh(torch.autograd.Function):
                 g_bias = up.new_zeros(up.shape[1])
                 g_column = up.new_zeros((n1, up.shape[1])) if index == 0 else None
                 g, w_out = outer if outer is not None else (None, None)
-                kernels.rows_backward(lib, up, blocks[index], slopes[index], g_bias, nv, n, n1, n2, g=g, wout=w_out,
+                kernels.rows_backward(lib, up, blocks[index], g_bias, nv, n, n1, n2, g=g, wout=w_out,
                                       colsum=g_column)
                 outer = None
             else:

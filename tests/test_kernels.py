@@ -39,18 +39,25 @@ def outputs_and_gradients(model, x, values, variables, keys):
 def both_paths(monkeypatch, *args):
     fused = outputs_and_gradients(*args)
     with monkeypatch.context() as patch:
-        patch.setattr(kernels, "use_for", lambda tensor: None)
+        patch.setattr(kernels, "use_for", lambda *args: None)
         eager = outputs_and_gradients(*args)
     return fused, eager
 
 
-# (variables, keys): every instantiated (n1, n2) of the kernels, and the generic version (4 inputs)
+# (variables, keys): every (n1, n2) pair the kernels are compiled for
 CASES = [
     (("x",), ("x",)), (("x",), ("xx",)), (("x", "t"), ("t", "x")), (("x", "t"), ("t", "x", "xx")),
     (("x", "y"), ("xx", "yy")), (("x", "y", "z"), ("x", "y", "z")), (("x", "y", "t"), ("t", "x", "xx", "y")),
     (("x", "y", "z"), ("xx", "yy", "z")), (("x", "y", "z"), ("xx", "yy", "zz")),
-    (("x", "y", "z", "t"), ("t", "xx", "yy", "zz")),
 ]
+
+
+def test_the_cases_cover_every_compiled_pair():
+    covered = set()
+    for variables, keys in CASES:
+        cols, n2 = fastpath._parse_keys(variables, keys)
+        covered.add((len(cols), n2))
+    assert covered == kernels.PAIRS
 
 
 @pytest.mark.parametrize("variables,keys", CASES, ids=["-".join(k) for _, k in CASES])
@@ -72,13 +79,21 @@ def test_fused_kernels_match_the_eager_path_in_float32(monkeypatch):
 
 def test_turned_off_by_the_environment(monkeypatch):
     monkeypatch.setenv(kernels.ENV_VAR, "0")
-    assert kernels.library() is None and kernels.use_for(torch.zeros(1)) is None
+    assert kernels.library() is None and kernels.use_for(torch.zeros(1), 2, 1) is None
 
 
-def test_not_used_for_other_dtypes_or_devices():
-    assert kernels.use_for(torch.zeros(1, dtype=torch.float64)) is not None
-    assert kernels.use_for(torch.zeros(1, dtype=torch.float16)) is None
-    assert kernels.use_for(torch.zeros(1, dtype=torch.bfloat16)) is None
+def test_not_used_for_other_dtypes_or_uncompiled_pairs():
+    assert kernels.use_for(torch.zeros(1, dtype=torch.float64), 2, 1) is not None
+    assert kernels.use_for(torch.zeros(1, dtype=torch.float16), 2, 1) is None
+    assert kernels.use_for(torch.zeros(1, dtype=torch.bfloat16), 2, 1) is None
+    assert kernels.use_for(torch.zeros(1), 4, 3) is None  # four inputs: the eager path
+
+
+def test_an_uncompiled_pair_is_refused_by_the_library_too():
+    lib = kernels.library()
+    block, column = torch.zeros(10, 3), torch.zeros(4, 3)
+    with pytest.raises(ValueError, match="not compiled for these derivative counts"):
+        kernels.first_forward(lib, block, column, 2, 2, 4, 3)
 
 
 def test_a_failed_build_warns_once_and_the_eager_path_still_works(monkeypatch, tmp_path):
