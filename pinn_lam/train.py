@@ -264,7 +264,7 @@ class Trainer:
         if scale is None:
             scale = self.lbfgs["scale"] = 1.0 / max(values["loss"], 1e-300)
         if backward:
-            (total * scale).backward()
+            (total if scale == 1.0 else total * scale).backward()  # a unit scale adds no node
         return total, values
 
     def _log(self, values: dict[str, float], final: bool = False) -> dict[str, Any]:
@@ -380,8 +380,9 @@ class Trainer:
                 return torch.tensor(values["loss"] * scale)
             self.optimizer.zero_grad(set_to_none=True)
             total, _ = self.loss()
-            (total * scale).backward()
-            return total * scale
+            scaled = total * scale
+            scaled.backward()
+            return scaled.detach()
 
         requested = min(lbfgs.CHUNK, phase.iterations - self.phase_iteration)
         lbfgs.set_chunk(self.optimizer, requested)
