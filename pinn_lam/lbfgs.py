@@ -99,6 +99,15 @@ class LBFGS(torch.optim.LBFGS):
         use in limited memory methods", Math. Programming 63 (1994) 129-156.
     """
 
+    def objective_changed(self) -> None:
+        """Say that the objective has changed (e.g. new collocation points): the next step keeps
+        the curvature pairs, whose information about the loss's shape mostly carries over, but
+        forms no pair from gradients of two different objectives. Restarting instead (a new
+        optimizer) throws the pairs away and begins with a short steepest-descent step."""
+        state = self.state[self._params[0]]
+        if state.get("n_iter", 0):
+            state["objective_changed"] = True
+
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor]) -> Tensor:  # type: ignore[override]
         """At most ``max_iter`` iterations: PyTorch's loop, with :func:`push_pair` and :func:`lbfgs_direction`."""
@@ -141,6 +150,8 @@ class LBFGS(torch.optim.LBFGS):
                 d = flat_grad.neg()
                 state["num_pairs"], state["oldest"] = 0, 0
                 H_diag = 1
+            elif state.pop("objective_changed", False):  # no pair across the change (objective_changed)
+                d = lbfgs_direction(state, flat_grad, H_diag, None)
             else:
                 y = flat_grad.sub(prev_flat_grad)
                 s = d.mul(t)

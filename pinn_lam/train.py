@@ -47,7 +47,7 @@ OPTIMIZERS: dict[str, str] = {
     "adam": "Adam (torch.optim.Adam)",
     "rmsprop": "RMSprop (torch.optim.RMSprop)",
     "sgd": "stochastic gradient descent (torch.optim.SGD)",
-    "lbfgs": "L-BFGS with strong-Wolfe line search (torch.optim.LBFGS), reports why it stops",
+    "lbfgs": "L-BFGS with strong-Wolfe line search (pinn_lam.lbfgs.LBFGS), reports why it stops",
 }
 
 
@@ -310,7 +310,11 @@ class Trainer:
             is_lbfgs = phase.optimizer == "lbfgs"
             if self.adaptive_every and self.iteration // self.adaptive_every > self.points_iteration // self.adaptive_every:
                 self._adapt_points()
-                if is_lbfgs:
+                if is_lbfgs and hasattr(self.optimizer, "objective_changed"):
+                    # keep the curvature pairs (and the loss scale they are measured in)
+                    self.optimizer.objective_changed()
+                    self.lbfgs.update(previous=None, pending=None)
+                elif is_lbfgs:
                     self._new_optimizer()
             elif (not is_lbfgs and self.resample_every and self.iteration > 0
                     and self.iteration % self.resample_every == 0 and self.points_iteration != self.iteration):

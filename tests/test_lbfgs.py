@@ -239,3 +239,50 @@ def test_cuda_runs_like_pytorchs_on_cuda(dtype):
         theirs, their_counts, _ = run(torch.optim.LBFGS, problem, chunks=2, **options)
         assert our_counts == their_counts
         assert largest_relative_difference(theirs, ours) < 1e-10
+
+
+def test_after_objective_changed_the_next_step_uses_the_kept_pairs_and_forms_none_across():
+    """On a quadratic whose minimum then moves: after ``objective_changed`` the next (fixed-length)
+    step is the kept pairs' direction for the new gradient, exactly, and no pair mixes the two
+    objectives' gradients; a fresh optimizer would take a short steepest-descent step instead."""
+    import copy
+
+    n = 6
+    g = torch.Generator().manual_seed(3)
+    q = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))[0]
+    a = q @ torch.diag(torch.logspace(0, 2, n, dtype=torch.float64)) @ q.T
+    center = torch.zeros(n, dtype=torch.float64)
+    x = torch.nn.Parameter(torch.randn(n, generator=g, dtype=torch.float64))
+
+    def closure():
+        x.grad = None
+        loss = 0.5 * (x - center) @ a @ (x - center)
+        loss.backward()
+        return loss
+
+    opt = LBFGS([x], lr=1.0, history_size=20, line_search_fn=None, max_iter=8, max_eval=100,
+                tolerance_grad=1e-300, tolerance_change=0.0)
+    opt.step(closure)
+    state = opt.state[x]
+    pairs = state["num_pairs"]
+    assert pairs >= 4
+    center = torch.randn(n, generator=g, dtype=torch.float64)  # the objective changes
+    start = x.detach().clone()
+    closure()
+    expected = lbfgs_direction(copy.deepcopy(state), x.grad.detach().clone(), state["H_diag"])
+    unaware = copy.deepcopy(opt.state_dict())
+    opt.objective_changed()
+    opt.param_groups[0]["max_iter"] = 1
+    opt.step(closure)
+    assert state["num_pairs"] == pairs and "objective_changed" not in state
+    torch.testing.assert_close(x.detach(), start + expected, rtol=1e-13, atol=1e-13)
+    # without objective_changed the step forms a pair from both objectives' gradients
+    with torch.no_grad():
+        x.copy_(start)
+    other = LBFGS([x], lr=1.0, history_size=20, line_search_fn=None, max_iter=1, max_eval=100,
+                  tolerance_grad=1e-300, tolerance_change=0.0)
+    other.load_state_dict(unaware)
+    other.param_groups[0]["max_iter"] = 1
+    other.step(closure)
+    assert other.state[x]["num_pairs"] == pairs + 1
+    assert not torch.allclose(x.detach(), start + expected)

@@ -1,4 +1,4 @@
-"""``python -m pinn_lam.benchmarks.lbfgs``: L-BFGS's own time per iteration, PyTorch's class against
+"""``pinn-lam bench lbfgs`` (or ``python -m pinn_lam.benchmarks.lbfgs``): L-BFGS's own time per iteration, PyTorch's class against
 :class:`pinn_lam.lbfgs.LBFGS`, side by side in one process.
 
 The objective is a PINN loss (:func:`pinn_lam.benchmarks.train.pinn_lam_step`: Burgers, hard
@@ -16,9 +16,6 @@ the iterations a timed chunk did (fewer than ``--iterations`` if it stopped earl
 Like the trainer, the command calls :func:`pinn_lam.machine.tune_malloc` (``PINN_LAM_MALLOC=default``
 leaves glibc's malloc alone): with glibc's defaults the closure's page faults, and so its time,
 depend on what else the process allocates, the optimizer included.
-
-Not registered as ``pinn-lam bench lbfgs`` (that needs ``"lbfgs"`` in
-:data:`pinn_lam.commands.bench.BENCHMARKS`); it defines ``HELP``, ``add_arguments`` and ``run`` for it.
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import importlib
 HELP = "benchmarks: 'optimizer' (LAM step time), 'train' (PINN step time, time to accuracy), 'accuracy' (solve defaults vs targets)"
 
 #: benchmark name -> module in pinn_lam.benchmarks defining HELP, add_arguments(parser), run(args)
-BENCHMARKS = ("optimizer", "train", "accuracy")
+BENCHMARKS = ("optimizer", "train", "accuracy", "lbfgs")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
