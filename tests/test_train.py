@@ -138,18 +138,25 @@ def test_bad_trainer_options_raise():
         Trainer(model, loss, [Phase("adam", 1, -1.0)]).run()
 
 
-def test_adaptive_redraw_moves_points_to_the_residual_and_restarts_lbfgs():
+def test_adaptive_redraw_moves_points_to_the_residual_and_keeps_the_lbfgs_pairs():
     model, sampler, loss = setup()
-    optimizers = []
+    seen = []
+
+    def record(s):
+        state = s.optimizer.state.get(next(iter(s.model.parameters())), {})
+        seen.append((s.iteration, id(s.optimizer), state.get("num_pairs", 0)))
+
     trainer = Trainer(model, loss, [Phase("lam", 10, 1e-2), Phase("lbfgs", 20)], sampler=sampler,
-                      adaptive_every=10, adaptive_pool=2048,
-                      callback=lambda s: optimizers.append((s.iteration, id(s.optimizer))))
+                      adaptive_every=10, adaptive_pool=2048, callback=record)
     before = loss.points["pde"].clone()
     trainer.run()
     assert trainer.adaptations == 2  # at iterations 10 and 20
     assert not torch.equal(before, loss.points["pde"]) and loss.points["pde"].shape == before.shape
-    lbfgs_ids = [i for it, i in optimizers if it > 10]
-    assert lbfgs_ids[0] != lbfgs_ids[-1]  # a fresh L-BFGS after the redraw at 20
+    lbfgs = [(it, i, pairs) for it, i, pairs in seen if it > 10]
+    assert len({i for _, i, _ in lbfgs}) == 1  # the redraw at 20 keeps the L-BFGS optimizer ...
+    first_after = next(pairs for it, _, pairs in lbfgs if it > 20)
+    last_before = [pairs for it, _, pairs in lbfgs if it <= 20][-1]
+    assert last_before > 0 and first_after >= last_before  # ... and its curvature pairs
     # the redrawn points have a larger mean squared residual than fresh uniform ones
     with torch.no_grad():
         uniform = torch.as_tensor(sampler.sample()["pde"], dtype=torch.float64)
