@@ -306,6 +306,7 @@ def _adopt_torch_state(state: dict[str, Any], history_size: int) -> None:
     if old_dirs:
         _rebuild(state, list(zip(old_stps, old_dirs)), history_size, old_dirs[0])
 
+
 def make_lbfgs(params: Iterable[torch.Tensor], **options: Any) -> LBFGS:
     """An :class:`LBFGS` with pinn-lam's :data:`DEFAULTS` (``max_iter`` is set per chunk)."""
     settings = {**DEFAULTS, **options}

@@ -129,7 +129,8 @@ class Trainer:
         resample_every: resample every this many iterations in first-order phases (``None``: never).
         adaptive_every: every this many iterations (any phase) redraw the collocation points by the
             residual-based adaptive distribution (:meth:`~pinn_lam.sampling.PointSampler.adaptive`)
-            from ``adaptive_pool`` candidates; L-BFGS restarts on the new points.
+            from ``adaptive_pool`` candidates; L-BFGS keeps its curvature pairs across the
+            redraw (:meth:`pinn_lam.lbfgs.LBFGS.objective_changed`) and forms none across it.
         lr_decay: final/initial learning-rate ratio within each first-order phase.
         evaluate: ``evaluate(model) -> {"rel_l2": ..., ...}``, called every ``eval_every`` iterations.
         checkpoint_path, checkpoint_every: where and how often to checkpoint (also at the end).
