@@ -38,7 +38,7 @@ __all__ = ["available", "enabled", "library", "use_for"]
 #: environment variable that turns the kernels off (``0``, ``off``, ``no``, ``false``)
 ENV_VAR = "PINN_LAM_KERNELS"
 _SOURCE = Path(__file__).with_name("taylor_kernels.cpp")
-_ABI_VERSION = 2
+_ABI_VERSION = 3
 #: (n1, n2) pairs the kernels are compiled for (``PINN_LAM_DISPATCH`` in the source)
 PAIRS = frozenset({(1, 0), (1, 1), (2, 0), (2, 1), (2, 2), (3, 0), (3, 1), (3, 2), (3, 3)})
 _lock = threading.Lock()
@@ -94,8 +94,10 @@ def _build() -> ctypes.CDLL:
     i64, ptr, flag = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
     lib.pinn_lam_first_forward.argtypes = [flag, ptr, ptr, i64, i64, i64, i64, i64]
     lib.pinn_lam_hidden_forward.argtypes = [flag, ptr, ptr, i64, i64, i64, i64, i64]
-    lib.pinn_lam_rows_backward.argtypes = [flag, ptr, ptr, ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64]
-    for fn in (lib.pinn_lam_first_forward, lib.pinn_lam_hidden_forward, lib.pinn_lam_rows_backward):
+    lib.pinn_lam_rows_backward.argtypes = [flag, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64]
+    lib.pinn_lam_output_forward.argtypes = [flag, ptr, ptr, ctypes.c_double, ptr, i64, i64, i64]
+    for fn in (lib.pinn_lam_first_forward, lib.pinn_lam_hidden_forward, lib.pinn_lam_rows_backward,
+               lib.pinn_lam_output_forward):
         fn.restype = ctypes.c_int
     return lib
 
@@ -157,9 +159,21 @@ def hidden_forward(lib: ctypes.CDLL, pre: Tensor, block: Tensor, nv: int, n: int
 
 
 def rows_backward(lib: ctypes.CDLL, up: Tensor, block: Tensor, bias: Tensor, nv: int, n: int, n1: int, n2: int, *,
-                  g: Tensor | None = None, wout: Tensor | None = None, colsum: Tensor | None = None) -> None:
+                  g: Tensor | None = None, wout: Tensor | None = None, g_wout: Tensor | None = None,
+                  colsum: Tensor | None = None) -> None:
     """:func:`pinn_lam.taylor._tanh_rows_backward` in one pass (``up`` in place, or written from
-    the outer product of ``g`` (rows, 1) and ``wout`` (1, w)), adding the bias gradient to
-    ``bias`` and, with ``colsum``, the first ``n1`` slabs' column sums."""
+    the outer product of ``g`` (rows, 1) and ``wout`` (1, w), when it also adds the output
+    layer's weight gradient ``g^T block`` to ``g_wout``), adding the bias gradient to ``bias``
+    and, with ``colsum``, the first ``n1`` slabs' column sums."""
+    if (g is None) != (g_wout is None):
+        raise ValueError("g and g_wout go together")
     _check(lib.pinn_lam_rows_backward(up.dtype == torch.float64, _ptr(up), _ptr(block), _ptr(g), _ptr(wout),
-                                      _ptr(bias), _ptr(colsum), nv, n, up.shape[1], n1, n2))
+                                      _ptr(g_wout), _ptr(bias), _ptr(colsum), nv, n, up.shape[1], n1, n2))
+
+
+def output_forward(lib: ctypes.CDLL, block: Tensor, wout: Tensor, bias: Tensor, nv: int) -> Tensor:
+    """The one-column output layer ``block @ wout.T`` with ``bias`` added to the first ``nv`` rows."""
+    out = block.new_empty((block.shape[0], 1))
+    _check(lib.pinn_lam_output_forward(block.dtype == torch.float64, _ptr(block), _ptr(wout), float(bias),
+                                       _ptr(out), nv, block.shape[0], block.shape[1]))
+    return out

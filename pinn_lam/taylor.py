@@ -329,7 +329,11 @@ class _TaylorTanh(torch.autograd.Function):
         ctx.save_for_backward(z, scale, *blocks, *slopes, *params)
         ctx.spec, ctx.depth, ctx.fused = spec, len(weights), lib is not None
         ctx.set_materialize_grads(False)
-        return _pieces(_output(block, weights[-1], biases[-1], nv), sizes, k)
+        if lib is not None and weights[-1].shape[0] == 1:  # one output column: one pass, not a thin product
+            out = kernels.output_forward(lib, block, weights[-1], biases[-1], nv)
+        else:
+            out = _output(block, weights[-1], biases[-1], nv)
+        return _pieces(out, sizes, k)
 
     @staticmethod
     @once_differentiable
@@ -347,18 +351,20 @@ class _TaylorTanh(torch.autograd.Function):
         grads: list[Tensor | None] = [None] * (2 * depth)
         grad = _gather(grads_out, sizes, k, weights[-1]).contiguous()
         lib = kernels.use_for(grad, n1, n2) if ctx.fused else None
-        grads[-2], grads[-1] = grad.T @ blocks[-1], grad[:nv].sum(0)
-        if lib is not None and grad.shape[1] == 1:  # the kernel forms grad W_out itself, in its pass
+        grads[-1] = grad[:nv].sum(0)
+        if lib is not None and grad.shape[1] == 1:  # the kernel forms grad W_out, and W_out's gradient, in its pass
             up, outer = torch.empty_like(blocks[-1]), (grad, weights[-1])
+            grads[-2] = weights[-1].new_zeros(weights[-1].shape)
         else:
             up, outer = grad @ weights[-1], None
+            grads[-2] = grad.T @ blocks[-1]
         for index in range(depth - 2, -1, -1):  # the hidden layers, then the first
             if lib is not None:
                 g_bias = up.new_zeros(up.shape[1])
                 g_column = up.new_zeros((n1, up.shape[1])) if index == 0 else None
                 g, w_out = outer if outer is not None else (None, None)
                 kernels.rows_backward(lib, up, blocks[index], g_bias, nv, n, n1, n2, g=g, wout=w_out,
-                                      colsum=g_column)
+                                      g_wout=grads[-2] if g is not None else None, colsum=g_column)
                 outer = None
             else:
                 _tanh_rows_backward(up, blocks[index], slopes[index], nv, n, n1, n2)

@@ -64,11 +64,13 @@ void hidden_forward(const T* __restrict pre, T* __restrict block, int64_t nv, in
 // Backward through a tanh layer (taylor.py, _tanh_rows_backward): turns ``up``, the gradient of
 // the layer's output block, into the gradient of its pre-activations, in place. With OUTER
 // (one output column), the incoming gradient is the outer product g[row] wout[u] and ``up`` is
-// only written. Adds the value rows' column sums (the bias gradient) to ``bias`` and, with
-// ``colsum`` (n1 x w), the column sums of the first n1 slabs (the first layer's a' gradient).
+// only written, and the output layer's weight gradient (the sum over rows of g[row] times the
+// block's row) is added to ``gwout``. Adds the value rows' column sums (the bias gradient) to
+// ``bias`` and, with ``colsum`` (n1 x w), the column sums of the first n1 slabs (the first
+// layer's a' gradient).
 template <typename T, int N1, int N2, bool OUTER>
 void rows_backward(T* __restrict up, const T* __restrict block, const T* __restrict g, const T* __restrict wout,
-                   T* __restrict bias, T* __restrict colsum, int64_t nv, int64_t n, int64_t w) {
+                   T* __restrict gwout, T* __restrict bias, T* __restrict colsum, int64_t nv, int64_t n, int64_t w) {
     constexpr int K = N1 + N2;
     const int64_t len = n * w;
     const T* fs = block + nv * w;
@@ -80,6 +82,11 @@ void rows_backward(T* __restrict up, const T* __restrict block, const T* __restr
             const T hh = block[e], dd = T(1) - hh * hh;
             T gr[K];
             for (int r = 0; r < K; ++r) gr[r] = OUTER ? g[nv + r * n + p] * wout[u] : gs[r * len + e];
+            if (OUTER) {  // the output layer's weight gradient: sum over rows of g[row] * block[row]
+                T acc = g[p] * hh;
+                for (int r = 0; r < K; ++r) acc += g[nv + r * n + p] * fs[r * len + e];
+                gwout[u] += acc;
+            }
             T m = 0;
             for (int r = 0; r < K; ++r) m += gr[r] * fs[r * len + e];
             T gh = (OUTER ? g[p] * wout[u] : up[e]) * dd - T(2) * hh * m;
@@ -98,6 +105,7 @@ void rows_backward(T* __restrict up, const T* __restrict block, const T* __restr
         for (int64_t u = 0; u < w; ++u) {
             const T hh = block[row + u];
             const T gh = (OUTER ? g[p] * wout[u] : up[row + u]) * (T(1) - hh * hh);
+            if (OUTER) gwout[u] += g[p] * hh;
             up[row + u] = gh;
             bias[u] += gh;
         }
@@ -108,6 +116,19 @@ void rows_backward(T* __restrict up, const T* __restrict block, const T* __restr
                 for (int64_t u = 0; u < w; ++u) colsum[i * w + u] += gs[i * len + p * w + u];
 }
 
+// The affine output layer with one output column: out[row] = block[row] . wout (+ bias on the
+// value rows). A matrix product with one column is a poor shape for BLAS; this is one pass.
+template <typename T>
+void output_forward(const T* __restrict block, const T* __restrict wout, T bias, T* __restrict out, int64_t nv,
+                    int64_t rows, int64_t w) {
+    for (int64_t row = 0; row < rows; ++row) {
+        const T* b = block + row * w;
+        T acc = 0;
+        for (int64_t u = 0; u < w; ++u) acc += b[u] * wout[u];
+        out[row] = row < nv ? acc + bias : acc;
+    }
+}
+
 template <typename T, int N1, int N2>
 struct Instance {
     static void first(void* b, const void* c, int64_t nv, int64_t n, int64_t w) {
@@ -116,11 +137,11 @@ struct Instance {
     static void hidden(const void* p, void* b, int64_t nv, int64_t n, int64_t w) {
         hidden_forward<T, N1, N2>(static_cast<const T*>(p), static_cast<T*>(b), nv, n, w);
     }
-    static void backward(void* up, const void* b, const void* g, const void* wo, void* bias, void* colsum,
+    static void backward(void* up, const void* b, const void* g, const void* wo, void* gwo, void* bias, void* colsum,
                          int64_t nv, int64_t n, int64_t w) {
         auto kernel = g ? rows_backward<T, N1, N2, true> : rows_backward<T, N1, N2, false>;
         kernel(static_cast<T*>(up), static_cast<const T*>(b), static_cast<const T*>(g), static_cast<const T*>(wo),
-               static_cast<T*>(bias), static_cast<T*>(colsum), nv, n, w);
+               static_cast<T*>(gwo), static_cast<T*>(bias), static_cast<T*>(colsum), nv, n, w);
     }
 };
 
@@ -145,7 +166,7 @@ extern "C" {
 
 // double_ != 0 selects double, else float. Every pointer is to a contiguous array. Each
 // function returns 0, or 1 for an (n1, n2) pair that is not instantiated (nothing is written).
-int pinn_lam_abi_version() { return 2; }
+int pinn_lam_abi_version() { return 3; }
 
 int pinn_lam_first_forward(int double_, void* block, const void* column, int64_t nv, int64_t n, int64_t w,
                            int64_t n1, int64_t n2) {
@@ -161,11 +182,22 @@ int pinn_lam_hidden_forward(int double_, const void* pre, void* block, int64_t n
     PINN_LAM_DISPATCH(float, n1, n2, hidden, pre, block, nv, n, w)
 }
 
-int pinn_lam_rows_backward(int double_, void* up, const void* block, const void* g, const void* wout, void* bias,
-                           void* colsum, int64_t nv, int64_t n, int64_t w, int64_t n1, int64_t n2) {
+int pinn_lam_rows_backward(int double_, void* up, const void* block, const void* g, const void* wout, void* gwout,
+                           void* bias, void* colsum, int64_t nv, int64_t n, int64_t w, int64_t n1, int64_t n2) {
     if (n2 > n1 || n1 > 7) return 1;
-    if (double_) { PINN_LAM_DISPATCH(double, n1, n2, backward, up, block, g, wout, bias, colsum, nv, n, w) }
-    PINN_LAM_DISPATCH(float, n1, n2, backward, up, block, g, wout, bias, colsum, nv, n, w)
+    if (double_) { PINN_LAM_DISPATCH(double, n1, n2, backward, up, block, g, wout, gwout, bias, colsum, nv, n, w) }
+    PINN_LAM_DISPATCH(float, n1, n2, backward, up, block, g, wout, gwout, bias, colsum, nv, n, w)
+}
+
+int pinn_lam_output_forward(int double_, const void* block, const void* wout, double bias, void* out, int64_t nv,
+                            int64_t rows, int64_t w) {
+    if (double_)
+        output_forward<double>(static_cast<const double*>(block), static_cast<const double*>(wout), bias,
+                               static_cast<double*>(out), nv, rows, w);
+    else
+        output_forward<float>(static_cast<const float*>(block), static_cast<const float*>(wout), static_cast<float>(bias),
+                              static_cast<float*>(out), nv, rows, w);
+    return 0;
 }
 
 }  // extern "C"
