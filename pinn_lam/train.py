@@ -89,7 +89,19 @@ def make_optimizer(name: str, params: Sequence[Tensor], lr: float | None, option
     kwargs = dict(options)
     if lr is not None:
         kwargs["lr"] = lr
+    if name == "adam" and not {"fused", "foreach"} & set(kwargs) and _fused_adam_supported(params):
+        # torch's Adam takes its per-tensor for-loop on CPU by default; the fused kernel is the
+        # same algorithm in one pass, as LAM's default is, so that wall-time comparisons compare
+        # the algorithms, not their implementations
+        kwargs["fused"] = True
     return cls(params, **kwargs)
+
+
+def _fused_adam_supported(params: Sequence[Tensor]) -> bool:
+    from .optim_fast import _FUSED_DEVICES, _FUSED_DTYPES
+
+    params = list(params)
+    return bool(params) and all(p.device.type in _FUSED_DEVICES and p.dtype in _FUSED_DTYPES for p in params)
 
 
 @dataclass

@@ -185,3 +185,26 @@ def test_evaluation_and_checkpoints_follow_multiples_even_after_an_early_chunk_e
     assert saved == [0, 13, 20, 45, 50]
     assert trainer._evaluated_at == 50 == trainer._last_evaluation(trainer.history)
     assert [row["iteration"] for row in trainer.history if "rel_l2" in row] == seen
+
+
+def test_adam_uses_torchs_fused_kernel_and_follows_the_default_adams_iterates():
+    from pinn_lam.train import make_optimizer
+
+    def run(optimizer_of):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)).double()
+        x = torch.linspace(-1, 1, 40, dtype=torch.float64).view(20, 2)
+        opt = optimizer_of(list(net.parameters()))
+        for _ in range(30):
+            opt.zero_grad()
+            (net(x) - x[:, :1] ** 2).square().mean().backward()
+            opt.step()
+        return opt, [p.detach().clone() for p in net.parameters()]
+
+    fused, params = run(lambda p: make_optimizer("adam", p, 1e-2, {}))
+    assert fused.defaults["fused"] is True
+    _, reference = run(lambda p: torch.optim.Adam(p, lr=1e-2))
+    for a, b in zip(params, reference):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    explicit, _ = run(lambda p: make_optimizer("adam", p, 1e-2, {"foreach": True}))
+    assert not explicit.defaults["fused"]  # an explicit choice is kept

@@ -144,7 +144,7 @@ def pinn_lam_step(problem, *, fast: bool, optimizer: str, device: torch.device, 
     """One training step of pinn-lam (DeepXDE's configuration by default), and its :class:`PINNLoss`."""
     from ..losses import PINNLoss
     from ..models import MLP
-    from ..optim import LAM
+    from ..train import make_optimizer
 
     rng = np.random.default_rng(seed)
     unit = lambda n, k: rng.random((n, k))  # noqa: E731 - the samplers' UnitSampler
@@ -162,7 +162,7 @@ def pinn_lam_step(problem, *, fast: bool, optimizer: str, device: torch.device, 
     loss = PINNLoss(problem, model, samples, fast=fast)
     evaluate = func_loss(loss) if use_func else loss.loss
     evaluate = torch.compile(evaluate) if compile_loss else evaluate
-    opt = LAM(model.parameters(), lr=1e-3) if optimizer == "lam" else torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = make_optimizer(optimizer, list(model.parameters()), 1e-3, {})  # as the trainer makes it
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
