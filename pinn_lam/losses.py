@@ -25,7 +25,6 @@ from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
 
 from .problem import HardConstraint, Problem
 
@@ -185,7 +184,9 @@ class _MeanSquares(torch.autograd.Function):
     ``square().mean()`` and a weighted sum make about six nodes per term (each a dispatch, and
     a pass over the residual). Inputs: the weights, the targets ``t_k`` (constants or ``None``
     for zero), then the ``x_k``. Every output is differentiable, so each term's own gradient
-    can be taken too (:func:`pinn_lam.stiffness.gradient_norms`)."""
+    can be taken too (:func:`pinn_lam.stiffness.gradient_norms`), and the backward pass is
+    made of differentiable operations on the saved inputs, so it can be differentiated again
+    (Hessian-vector products, :func:`pinn_lam.stiffness.hessian_top_eigenvalue`)."""
 
     @staticmethod
     def forward(ctx, weights, targets, *inputs):  # type: ignore[override]
@@ -194,17 +195,16 @@ class _MeanSquares(torch.autograd.Function):
         total = means[0] * weights[0] if weights[0] != 1.0 else means[0].clone()
         for weight, mean in zip(weights[1:], means[1:]):
             total.add_(mean, alpha=weight)
-        ctx.save_for_backward(*residuals)
-        ctx.weights = weights
+        ctx.save_for_backward(*inputs)
+        ctx.weights, ctx.targets = weights, targets
         ctx.set_materialize_grads(False)
         return (total, *means)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, g_total, *g_means):  # type: ignore[override]
         grads = []
-        for r, weight, g_mean in zip(ctx.saved_tensors, ctx.weights, g_means):
-            scale = 2.0 / max(r.numel(), 1)
+        for x, t, weight, g_mean in zip(ctx.saved_tensors, ctx.targets, ctx.weights, g_means):
+            scale = 2.0 / max(x.numel(), 1)
             if g_total is None and g_mean is None:
                 grads.append(None)
                 continue
@@ -212,7 +212,7 @@ class _MeanSquares(torch.autograd.Function):
                 coefficient = g_total * (weight * scale)
             else:
                 coefficient = g_mean * scale if g_total is None else (g_total * weight + g_mean) * scale
-            grads.append(r * coefficient)
+            grads.append((x if t is None else x - t) * coefficient)
         return (None, None, *grads)
 
 

@@ -128,3 +128,32 @@ def test_one_node_mean_squares_match_square_mean_and_their_gradients(dtype):
                 assert a is None or not a.abs().max()
             else:
                 torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+
+
+def test_the_loss_is_twice_differentiable_on_the_autograd_path():
+    """Hessian-vector products through PINNLoss(fast=False) equal those of the plain weighted
+    sum of square().mean() terms (the one-node loss must not drop the Gauss-Newton part)."""
+    from problems import Burgers
+
+    problem = Burgers()
+    model = MLP(2, 1, width=6, depth=2, activation="tanh", bounds=problem.bounds,
+                generator=torch.Generator().manual_seed(0)).double()
+    g = torch.Generator().manual_seed(1)
+    points = {"pde": torch.rand(30, 2, generator=g, dtype=torch.float64) * torch.tensor([2.0, 1.0]) - torch.tensor([1.0, 0.0]),
+              "ic": torch.cat([torch.rand(8, 1, generator=g, dtype=torch.float64) * 2 - 1, torch.zeros(8, 1, dtype=torch.float64)], 1),
+              "bc": torch.cat([torch.tensor([[-1.0], [1.0]], dtype=torch.float64).repeat(3, 1),
+                               torch.rand(6, 1, generator=g, dtype=torch.float64)], 1)}
+    weights = {"pde": 1.0, "ic": 3.0, "bc": 0.5}
+    loss = PINNLoss(problem, model, points, weights=weights, fast=False)
+    params = list(model.parameters())
+    v = [torch.randn(p.shape, generator=g, dtype=torch.float64) for p in params]
+
+    def hvp(total):
+        grads = torch.autograd.grad(total, params, create_graph=True)
+        return torch.autograd.grad(grads, params, grad_outputs=v)
+
+    ours = hvp(loss()[0])
+    plain = sum(weights[name] * (loss.pde_residual() if name == "pde" else loss.condition_residual(name)).square().mean()
+                for name in loss.terms())
+    for a, b in zip(ours, hvp(plain)):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
