@@ -173,6 +173,10 @@ class Trainer:
         # process); import it now so that the training clock measures training
         with contextlib.suppress(ImportError):
             import torch._dynamo  # noqa: F401
+        if getattr(loss, "fast", False) and any(p.is_cpu for p in model.parameters()):
+            from . import kernels
+
+            kernels.library()  # the fused CPU loops' one-time build (seconds) is not training time
         self.model, self.loss, self.phases = model, loss, list(phases)
         self.sampler, self.resample_every, self.lr_decay = sampler, resample_every, float(lr_decay)
         self.adaptive_every, self.adaptive_pool = adaptive_every, int(adaptive_pool)

@@ -115,3 +115,19 @@ def test_a_fresh_build_in_an_empty_cache_loads(monkeypatch, tmp_path):
     monkeypatch.setattr(kernels, "_state", {})
     assert kernels.library() is not None
     assert len(list((tmp_path / "kernels").glob("taylor-*"))) == 1
+
+
+def test_the_trainer_builds_the_kernels_before_its_clock_starts(monkeypatch, tmp_path):
+    from pinn_lam.losses import PINNLoss
+    from pinn_lam.train import Phase, Trainer
+    from problems import Heat
+
+    monkeypatch.setenv("PINN_LAM_CACHE", str(tmp_path))
+    monkeypatch.setattr(kernels, "_state", {})
+    problem = Heat()
+    model = MLP(2, 1, width=6, depth=2, activation="tanh", bounds=problem.bounds,
+                output_transform=problem.output_transform(), generator=torch.Generator().manual_seed(0))
+    loss = PINNLoss(problem, model, {"pde": torch.rand(16, 2)})
+    assert loss.fast and "lib" not in kernels._state
+    trainer = Trainer(model, loss, [Phase("lam", 1, 1e-3)])
+    assert kernels._state.get("lib") is not None and trainer.elapsed == 0.0
