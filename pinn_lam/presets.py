@@ -65,8 +65,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 #: per-problem overrides of a preset (applied after :data:`PRESETS`)
 PROBLEM_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
-    ("burgers", "quick"): {"iterations": [500, 3000], "n_collocation": 2048, "width": 24, "depth": 5,
-                           "adaptive_every": 1000},
+    # the sprint network and points with a shorter budget (24x5 on 2048 points with LAM 500 +
+    # L-BFGS 3000 left seed 1 in a wrong-shock minimum at 5.44e-02 after this session's changes)
+    ("burgers", "quick"): {"iterations": [1500, 2500], "n_collocation": 3072, "width": 32, "depth": 5,
+                           "adaptive_every": 1500},
     # the defaults' 32x5 network on 3072 points (which overfit the residual-redrawn points less
     # than 24x5 on 2048) with LAM 1500 (L-BFGS alone stalls at an error of ~0.2) and a shorter
     # L-BFGS budget: every seed measured reaches 1e-3 within it
