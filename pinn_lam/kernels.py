@@ -8,8 +8,9 @@ plain C++ without PyTorch headers, compiled on first use (``c++ -O3 -march=nativ
 seconds) into the cache folder (:func:`pinn_lam.cache.cache_folder`, under ``kernels/``, keyed
 by the source, the compiler command and the CPU) and loaded with :mod:`ctypes`.
 
-``torch.compile`` would fuse the same loops, but it measured slower here (its compiled
-function's call overhead and a less specialised loop; see ``docs/speed.md``).
+``torch.compile`` would fuse the same loops, but its kernel for a layer's backward rule was
+barely faster than the eager operations here, far from these loops (its call overhead and a
+loop not specialised to the slab counts; see ``docs/speed.md``).
 
 The kernels are used for contiguous float32/float64 CPU tensors when they are available;
 everything else (CUDA, other dtypes, no compiler) takes the eager path, which gives the same
