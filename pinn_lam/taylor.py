@@ -327,7 +327,7 @@ class _TaylorTanh(torch.autograd.Function):
                 slopes.append(d)
             blocks.append(block)
         ctx.save_for_backward(z, scale, *blocks, *slopes, *params)
-        ctx.spec, ctx.depth, ctx.fused = spec, len(weights), lib is not None
+        ctx.spec, ctx.depth, ctx.lib = spec, len(weights), lib  # the backward pass takes the same path
         ctx.set_materialize_grads(False)
         if lib is not None and weights[-1].shape[0] == 1:  # one output column: one pass, not a thin product
             out = kernels.output_forward(lib, block, weights[-1], biases[-1], nv)
@@ -344,20 +344,19 @@ class _TaylorTanh(torch.autograd.Function):
         saved = ctx.saved_tensors
         z, scale = saved[:2]
         blocks = saved[2:1 + depth]
-        slopes = () if ctx.fused else saved[1 + depth:2 * depth]
+        lib = ctx.lib
+        slopes = () if lib is not None else saved[1 + depth:2 * depth]
         params = saved[len(saved) - 2 * depth:]
         weights = params[0::2]
         nv = z.shape[0]
         grads: list[Tensor | None] = [None] * (2 * depth)
         grad = _gather(grads_out, sizes, k, weights[-1]).contiguous()
-        lib = kernels.use_for(grad, n1, n2) if ctx.fused else None
-        grads[-1] = grad[:nv].sum(0)
         if lib is not None and grad.shape[1] == 1:  # the kernel forms grad W_out, and W_out's gradient, in its pass
             up, outer = torch.empty_like(blocks[-1]), (grad, weights[-1])
-            grads[-2] = weights[-1].new_zeros(weights[-1].shape)
+            grads[-2], grads[-1] = weights[-1].new_zeros(weights[-1].shape), grad[:nv].sum(0)
         else:
-            up, outer = grad @ weights[-1], None
-            grads[-2] = grad.T @ blocks[-1]
+            grads[-2], grads[-1], up = _output_backward(grad, blocks[-1], weights[-1], nv)
+            outer = None
         for index in range(depth - 2, -1, -1):  # the hidden layers, then the first
             if lib is not None:
                 g_bias = up.new_zeros(up.shape[1])

@@ -327,12 +327,9 @@ class Trainer:
             is_lbfgs = phase.optimizer == "lbfgs"
             if self.adaptive_every and self.iteration // self.adaptive_every > self.points_iteration // self.adaptive_every:
                 self._adapt_points()
-                if is_lbfgs and hasattr(self.optimizer, "objective_changed"):
-                    # keep the curvature pairs (and the loss scale they are measured in)
+                if is_lbfgs:  # keep the curvature pairs (and the loss scale they are measured in)
                     self.optimizer.objective_changed()
                     self.lbfgs.update(previous=None, pending=None)
-                elif is_lbfgs:
-                    self._new_optimizer()
             elif (not is_lbfgs and self.resample_every and self.iteration > 0
                     and self.iteration % self.resample_every == 0 and self.points_iteration != self.iteration):
                 device, dtype = self.loss.points["pde"].device, self.dtype
