@@ -14,3 +14,17 @@ def test_measure_times_both_optimizers_and_prints_the_table(capsys):
                        "--iterations", "4", "--rounds", "1"]) == 0
     out = capsys.readouterr().out
     assert "| " not in out and "torch.optim.LBFGS" in out and "pinn_lam / torch, paired within rounds" in out
+
+
+def test_bad_options_are_one_line_errors_before_any_timing(capsys):
+    import pytest
+
+    from pinn_lam.cli import main
+
+    for option, value in (("--rounds", "0"), ("--iterations", "0"), ("--points", "0"), ("--fill", "-1"),
+                          ("--threads", "0")):
+        assert main(["bench", "lbfgs", option, value]) == 2
+        err = capsys.readouterr()
+        assert f"{option} must be" in err.err and "L-BFGS overhead" not in err.out
+    with pytest.raises(SystemExit):
+        main(["bench", "lbfgs", "--dtype", "float16"])

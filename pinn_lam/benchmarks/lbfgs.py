@@ -134,8 +134,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads < 1:
-        raise ValueError(f"--threads must be >= 1 (got {args.threads})")
+    for name in ("width", "depth", "iterations", "rounds", "threads"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be a positive integer, got {getattr(args, name)}")
+    for name in ("pretrain", "fill"):
+        if getattr(args, name) < 0:
+            raise ValueError(f"--{name} must be >= 0, got {getattr(args, name)}")
+    if min(args.points) < 1:
+        raise ValueError(f"--points must be positive integers, got {args.points}")
     torch.set_num_threads(args.threads)
     malloc = "glibc malloc tuned" if tune_malloc() else "default malloc"  # as the trainer runs
     device = torch.device(args.device)
