@@ -6,7 +6,14 @@ dispatch through PyTorch of a few microseconds). ``taylor_kernels.cpp`` does eac
 element-wise work in one pass instead; the matrix products and ``tanh`` stay in PyTorch. It is
 plain C++ without PyTorch headers, compiled on first use (``c++ -O3 -march=native``, a few
 seconds) into the cache folder (:func:`pinn_lam.cache.cache_folder`, under ``kernels/``, keyed
-by the source, the compiler command and the CPU) and loaded with :mod:`ctypes`.
+by the source, the compiler command, the CPU and the OpenMP runtime) and loaded with :mod:`ctypes`.
+
+Threads: the loops are built with OpenMP and linked against the OpenMP runtime PyTorch itself has
+loaded (:func:`openmp_runtime`), so they run on PyTorch's thread pool, with
+``torch.get_num_threads()`` threads, and never start a second pool that would fight PyTorch's
+for the cores. They split the points into fixed chunks and add the per-chunk sums in a fixed
+order, so the results are the same bit for bit on any number of threads. Where PyTorch has no
+OpenMP runtime, or the compiler has no OpenMP, they are built serial.
 
 ``torch.compile`` would fuse the same loops, but its kernel for a layer's backward rule was
 barely faster than the eager operations here, far from these loops (its call overhead and a
@@ -39,7 +46,7 @@ __all__ = ["available", "enabled", "library", "use_for"]
 #: environment variable that turns the kernels off (``0``, ``off``, ``no``, ``false``)
 ENV_VAR = "PINN_LAM_KERNELS"
 _SOURCE = Path(__file__).with_name("taylor_kernels.cpp")
-_ABI_VERSION = 3
+_ABI_VERSION = 4
 #: (n1, n2) pairs the kernels are compiled for (``PINN_LAM_DISPATCH`` in the source)
 PAIRS = frozenset({(1, 0), (1, 1), (2, 0), (2, 1), (2, 2), (3, 0), (3, 1), (3, 2), (3, 3)})
 _lock = threading.Lock()
@@ -60,20 +67,51 @@ def _cpu_signature() -> str:
         return f"{platform.machine()} {platform.processor()}"
 
 
-def _compile(output: Path) -> None:
+def openmp_runtime() -> str | None:
+    """The OpenMP runtime PyTorch has loaded (a path from ``/proc/self/maps``), or ``None``.
+
+    The kernels link this very library, so their parallel loops share PyTorch's thread pool:
+    a second runtime would start a second pool that competes with PyTorch's for the cores.
+    """
+    try:
+        lines = Path("/proc/self/maps").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 6 and fields[-1].startswith("/"):
+            name = os.path.basename(fields[-1])
+            if name.startswith(("libgomp", "libiomp5", "libomp")) and ".so" in name:
+                return fields[-1]
+    return None
+
+
+def _variants(runtime: str | None) -> list[tuple[list[str], list[str]]]:
+    """(compile flags, link inputs) to try in order: OpenMP (with PyTorch's runtime, when there
+    is one) before serial loops, ``-march=native`` before none (some compilers lack it)."""
+    parallel = [(["-fopenmp"], [runtime])] if runtime else []
+    return [(arch + omp, link) for omp, link in parallel + [([], [])] for arch in (["-march=native"], [])]
+
+
+def _compile(output: Path, runtime: str | None) -> None:
     compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
     if not compiler:
         raise RuntimeError("no C++ compiler found (set CXX)")
-    base = [compiler, "-O3", "-std=c++17", "-shared", "-fPIC", str(_SOURCE), "-o"]
     with tempfile.TemporaryDirectory(dir=output.parent) as tmp:
-        target = Path(tmp) / output.name
-        errors = ""
-        for flags in (["-march=native"], []):  # some compilers/CPUs lack -march=native
-            done = subprocess.run(base[:2] + flags + base[2:] + [str(target)], capture_output=True, text=True, check=False)
-            if done.returncode == 0:
+        target, obj = Path(tmp) / output.name, Path(tmp) / "taylor.o"
+        errors: list[str] = []
+        for flags, link in _variants(runtime):
+            # compile and link apart: `-fopenmp` when linking would add the compiler's own runtime
+            steps = ([compiler, "-O3", "-std=c++17", "-fPIC", *flags, "-c", str(_SOURCE), "-o", str(obj)],
+                     [compiler, "-shared", "-fPIC", str(obj), *link, "-o", str(target)])
+            for command in steps:
+                done = subprocess.run(command, capture_output=True, text=True, check=False)
+                if done.returncode != 0:
+                    errors = done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
+                    break
+            else:
                 os.replace(target, output)  # atomic: concurrent builds never load half a file
                 return
-            errors = done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
         raise RuntimeError(f"{compiler} failed: {errors[0]}")
 
 
@@ -81,24 +119,27 @@ def _build() -> ctypes.CDLL:
     from .cache import cache_folder
 
     source = _SOURCE.read_bytes()
-    key = hashlib.sha256(source + _cpu_signature().encode() + os.environ.get("CXX", "").encode()).hexdigest()[:16]
+    runtime = openmp_runtime()
+    key = hashlib.sha256(source + _cpu_signature().encode() + os.environ.get("CXX", "").encode()
+                         + str(runtime).encode()).hexdigest()[:16]
     folder = cache_folder() / "kernels"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"taylor-{key}{'.dll' if os.name == 'nt' else '.so'}"
     if not path.exists():
         print("pinn-lam: building the fused CPU kernels (once per machine and source, a few seconds)",
               file=sys.stderr, flush=True)
-        _compile(path)
+        _compile(path, runtime)
     lib = ctypes.CDLL(str(path))
     if lib.pinn_lam_abi_version() != _ABI_VERSION:
         raise RuntimeError(f"{path} has ABI version {lib.pinn_lam_abi_version()}, expected {_ABI_VERSION}")
     i64, ptr, flag = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
-    lib.pinn_lam_first_forward.argtypes = [flag, ptr, ptr, i64, i64, i64, i64, i64]
-    lib.pinn_lam_hidden_forward.argtypes = [flag, ptr, ptr, i64, i64, i64, i64, i64]
-    lib.pinn_lam_rows_backward.argtypes = [flag, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64]
-    lib.pinn_lam_output_forward.argtypes = [flag, ptr, ptr, ctypes.c_double, ptr, i64, i64, i64]
+    lib.pinn_lam_first_forward.argtypes = [flag, ptr, ptr, i64, i64, i64, i64, i64, flag]
+    lib.pinn_lam_hidden_forward.argtypes = [flag, ptr, ptr, i64, i64, i64, i64, i64, flag]
+    lib.pinn_lam_rows_backward.argtypes = [flag, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64, flag]
+    lib.pinn_lam_output_forward.argtypes = [flag, ptr, ptr, ctypes.c_double, ptr, i64, i64, i64, flag]
+    lib.pinn_lam_openmp.argtypes = []
     for fn in (lib.pinn_lam_first_forward, lib.pinn_lam_hidden_forward, lib.pinn_lam_rows_backward,
-               lib.pinn_lam_output_forward):
+               lib.pinn_lam_output_forward, lib.pinn_lam_openmp):
         fn.restype = ctypes.c_int
     return lib
 
@@ -150,13 +191,13 @@ def first_forward(lib: ctypes.CDLL, block: Tensor, column: Tensor, nv: int, n: i
     """The first layer's derivative slabs of ``block`` (whose value rows hold h) from its
     constant columns ``column`` (n1, w)."""
     _check(lib.pinn_lam_first_forward(block.dtype == torch.float64, _ptr(block), _ptr(column), nv, n,
-                                      block.shape[1], n1, n2))
+                                      block.shape[1], n1, n2, torch.get_num_threads()))
 
 
 def hidden_forward(lib: ctypes.CDLL, pre: Tensor, block: Tensor, nv: int, n: int, n1: int, n2: int) -> None:
     """A hidden layer's derivative slabs of ``block`` (whose value rows hold h) from the product ``pre``."""
     _check(lib.pinn_lam_hidden_forward(block.dtype == torch.float64, _ptr(pre), _ptr(block), nv, n,
-                                       block.shape[1], n1, n2))
+                                       block.shape[1], n1, n2, torch.get_num_threads()))
 
 
 def rows_backward(lib: ctypes.CDLL, up: Tensor, block: Tensor, bias: Tensor, nv: int, n: int, n1: int, n2: int, *,
@@ -169,12 +210,13 @@ def rows_backward(lib: ctypes.CDLL, up: Tensor, block: Tensor, bias: Tensor, nv:
     if (g is None) != (g_wout is None):
         raise ValueError("g and g_wout go together")
     _check(lib.pinn_lam_rows_backward(up.dtype == torch.float64, _ptr(up), _ptr(block), _ptr(g), _ptr(wout),
-                                      _ptr(g_wout), _ptr(bias), _ptr(colsum), nv, n, up.shape[1], n1, n2))
+                                      _ptr(g_wout), _ptr(bias), _ptr(colsum), nv, n, up.shape[1], n1, n2,
+                                      torch.get_num_threads()))
 
 
 def output_forward(lib: ctypes.CDLL, block: Tensor, wout: Tensor, bias: Tensor, nv: int) -> Tensor:
     """The one-column output layer ``block @ wout.T`` with ``bias`` added to the first ``nv`` rows."""
     out = block.new_empty((block.shape[0], 1))
     _check(lib.pinn_lam_output_forward(block.dtype == torch.float64, _ptr(block), _ptr(wout), float(bias),
-                                       _ptr(out), nv, block.shape[0], block.shape[1]))
+                                       _ptr(out), nv, block.shape[0], block.shape[1], torch.get_num_threads()))
     return out

@@ -15,19 +15,41 @@
 // N1 and N2 are compile-time counts, so that the compiler unrolls the short loops over slabs
 // and vectorises over the units; the instantiated pairs are listed in PINN_LAM_DISPATCH (and
 // in kernels.py, which sends every other pair to the eager path).
+//
+// Threads: every loop runs over fixed chunks of CHUNK points (or rows), shared out among
+// ``threads`` OpenMP threads when kernels.py builds with OpenMP. It links the OpenMP runtime
+// PyTorch has loaded, so these loops use PyTorch's own thread pool, not a second one. Sums over
+// points (bias and weight gradients) are formed per chunk and added in chunk order afterwards,
+// so every result is the same bit for bit whatever the number of threads.
+#include <algorithm>
 #include <cstdint>
+#include <vector>
 
 namespace {
+
+constexpr int64_t CHUNK = 128;  // points per chunk: 128 x 20 units x (1 + 3 slabs) floats is 40 KB
+
+// body(begin, end, chunk) for the chunks [begin, end) of [0, count), on up to ``threads`` threads.
+template <typename Body>
+void for_chunks(int64_t count, int64_t chunk, int threads, const Body& body) {
+    const int64_t chunks = (count + chunk - 1) / chunk;
+    (void)threads;
+#pragma omp parallel for schedule(static, 1) num_threads(threads) if (threads > 1 && chunks > 1)
+    for (int64_t c = 0; c < chunks; ++c) body(c * chunk, std::min(count, (c + 1) * chunk), c);
+}
+
+// Each kernel is a function over one chunk of points [begin, end), whose __restrict pointers
+// let the compiler vectorise (a lambda's captured pointers would lose them), and a driver that
+// shares the chunks out.
 
 // First layer. block[0 : nv w] holds h = tanh(a) already. Writes the slabs F_i = d c_i
 // (c_i = column i, the constant a'_i along e_i) and, for j < n2,
 // F_{n1+j} = d (a''_j - 2 h a'_j^2) = -2 h c_j F_j (a''_j = 0 in the first layer).
 template <typename T, int N1, int N2>
-void first_forward(T* __restrict block, const T* __restrict column, int64_t nv, int64_t n, int64_t w) {
+void first_chunk(const T* __restrict h, T* __restrict slabs, const T* __restrict column, int64_t n, int64_t w,
+                 int64_t begin, int64_t end) {
     const int64_t len = n * w;
-    const T* h = block;
-    T* slabs = block + nv * w;
-    for (int64_t p = 0; p < n; ++p) {
+    for (int64_t p = begin; p < end; ++p) {
         const int64_t row = p * w;
         for (int i = 0; i < N1; ++i) {
             T* f = slabs + i * len + row;
@@ -43,15 +65,20 @@ void first_forward(T* __restrict block, const T* __restrict column, int64_t nv, 
     }
 }
 
+template <typename T, int N1, int N2>
+void first_forward(T* block, const T* column, int64_t nv, int64_t n, int64_t w, int threads) {
+    for_chunks(n, CHUNK, threads, [=](int64_t begin, int64_t end, int64_t) {
+        first_chunk<T, N1, N2>(block, block + nv * w, column, n, w, begin, end);
+    });
+}
+
 // Hidden layer. pre = (previous block) W^T; block[0 : nv w] holds h = tanh(pre + b) already.
 // Writes the slabs F_i = d P_i (i < n1), F_{n1+j} = d (P_{n1+j} - 2 h P_j^2).
 template <typename T, int N1, int N2>
-void hidden_forward(const T* __restrict pre, T* __restrict block, int64_t nv, int64_t n, int64_t w) {
+void hidden_chunk(const T* __restrict h, const T* __restrict ps, T* __restrict fs, int64_t n, int64_t w,
+                  int64_t begin, int64_t end) {
     const int64_t len = n * w;
-    const T* h = block;
-    const T* ps = pre + nv * w;
-    T* fs = block + nv * w;
-    for (int64_t e = 0; e < len; ++e) {
+    for (int64_t e = begin * w; e < end * w; ++e) {
         const T hh = h[e], dd = T(1) - hh * hh;
         for (int i = 0; i < N1; ++i) fs[i * len + e] = dd * ps[i * len + e];
         for (int j = 0; j < N2; ++j) {
@@ -61,21 +88,30 @@ void hidden_forward(const T* __restrict pre, T* __restrict block, int64_t nv, in
     }
 }
 
+template <typename T, int N1, int N2>
+void hidden_forward(const T* pre, T* block, int64_t nv, int64_t n, int64_t w, int threads) {
+    for_chunks(n, CHUNK, threads, [=](int64_t begin, int64_t end, int64_t) {
+        hidden_chunk<T, N1, N2>(block, pre + nv * w, block + nv * w, n, w, begin, end);
+    });
+}
+
 // Backward through a tanh layer (taylor.py, _tanh_rows_backward): turns ``up``, the gradient of
 // the layer's output block, into the gradient of its pre-activations, in place. With OUTER
 // (one output column), the incoming gradient is the outer product g[row] wout[u] and ``up`` is
 // only written, and the output layer's weight gradient (the sum over rows of g[row] times the
 // block's row) is added to ``gwout``. Adds the value rows' column sums (the bias gradient) to
 // ``bias`` and, with ``colsum`` (n1 x w), the column sums of the first n1 slabs (the first
-// layer's a' gradient).
+// layer's a' gradient). The chunk function adds its points' sums to bsum, wsum and csum.
 template <typename T, int N1, int N2, bool OUTER>
-void rows_backward(T* __restrict up, const T* __restrict block, const T* __restrict g, const T* __restrict wout,
-                   T* __restrict gwout, T* __restrict bias, T* __restrict colsum, int64_t nv, int64_t n, int64_t w) {
+void backward_chunk(T* __restrict up, const T* __restrict block, const T* __restrict g, const T* __restrict wout,
+                    T* __restrict bsum, T* __restrict wsum, T* __restrict csum, bool colsum, int64_t nv, int64_t n,
+                    int64_t w, int64_t begin, int64_t end) {
     constexpr int K = N1 + N2;
     const int64_t len = n * w;
     const T* fs = block + nv * w;
     T* gs = up + nv * w;
-    for (int64_t p = 0; p < n; ++p) {
+    const int64_t mid = end < n ? end : n;  // points [begin, mid) have slabs, [mid, end) only values
+    for (int64_t p = begin; p < mid; ++p) {
         const int64_t row = p * w;
         for (int64_t u = 0; u < w; ++u) {
             const int64_t e = row + u;
@@ -85,7 +121,7 @@ void rows_backward(T* __restrict up, const T* __restrict block, const T* __restr
             if (OUTER) {  // the output layer's weight gradient: sum over rows of g[row] * block[row]
                 T acc = g[p] * hh;
                 for (int r = 0; r < K; ++r) acc += g[nv + r * n + p] * fs[r * len + e];
-                gwout[u] += acc;
+                wsum[u] += acc;
             }
             T m = 0;
             for (int r = 0; r < K; ++r) m += gr[r] * fs[r * len + e];
@@ -97,31 +133,54 @@ void rows_backward(T* __restrict up, const T* __restrict block, const T* __restr
             }
             for (int r = N2; r < K; ++r) gs[r * len + e] = gr[r] * dd;
             up[e] = gh;
-            bias[u] += gh;
+            bsum[u] += gh;
         }
     }
-    for (int64_t p = n; p < nv; ++p) {
+    for (int64_t p = begin > n ? begin : n; p < end; ++p) {
         const int64_t row = p * w;
         for (int64_t u = 0; u < w; ++u) {
             const T hh = block[row + u];
             const T gh = (OUTER ? g[p] * wout[u] : up[row + u]) * (T(1) - hh * hh);
-            if (OUTER) gwout[u] += g[p] * hh;
+            if (OUTER) wsum[u] += g[p] * hh;
             up[row + u] = gh;
-            bias[u] += gh;
+            bsum[u] += gh;
         }
     }
     if (colsum)  // a separate pass (over data still in cache) keeps the loops above vectorised
         for (int i = 0; i < N1; ++i)
-            for (int64_t p = 0; p < n; ++p)
-                for (int64_t u = 0; u < w; ++u) colsum[i * w + u] += gs[i * len + p * w + u];
+            for (int64_t p = begin; p < mid; ++p)
+                for (int64_t u = 0; u < w; ++u) csum[i * w + u] += gs[i * len + p * w + u];
+}
+
+template <typename T, int N1, int N2, bool OUTER>
+void rows_backward(T* up, const T* block, const T* g, const T* wout, T* gwout, T* bias, T* colsum, int64_t nv,
+                   int64_t n, int64_t w, int threads) {
+    // per chunk: the bias sums (w), the output weight sums (w) and the slab column sums (N1 w)
+    const int64_t stride = (2 + N1) * w, chunks = (nv + CHUNK - 1) / CHUNK;
+    std::vector<T> sums(static_cast<size_t>(chunks * stride), T(0));
+    T* const part = sums.data();
+    const bool with_colsum = colsum != nullptr;
+    for_chunks(nv, CHUNK, threads, [=](int64_t begin, int64_t end, int64_t chunk) {
+        T* bsum = part + chunk * stride;
+        backward_chunk<T, N1, N2, OUTER>(up, block, g, wout, bsum, bsum + w, bsum + 2 * w, with_colsum, nv, n, w,
+                                         begin, end);
+    });
+    for (int64_t c = 0; c < chunks; ++c) {  // in chunk order: the same sums on any number of threads
+        const T* sum = part + c * stride;
+        for (int64_t u = 0; u < w; ++u) bias[u] += sum[u];
+        if (OUTER)
+            for (int64_t u = 0; u < w; ++u) gwout[u] += sum[w + u];
+        if (with_colsum)
+            for (int64_t k = 0; k < N1 * w; ++k) colsum[k] += sum[2 * w + k];
+    }
 }
 
 // The affine output layer with one output column: out[row] = block[row] . wout (+ bias on the
 // value rows). A matrix product with one column is a poor shape for BLAS; this is one pass.
 template <typename T>
-void output_forward(const T* __restrict block, const T* __restrict wout, T bias, T* __restrict out, int64_t nv,
-                    int64_t rows, int64_t w) {
-    for (int64_t row = 0; row < rows; ++row) {
+void output_chunk(const T* __restrict block, const T* __restrict wout, T bias, T* __restrict out, int64_t nv,
+                  int64_t w, int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
         const T* b = block + row * w;
         T acc = 0;
         for (int64_t u = 0; u < w; ++u) acc += b[u] * wout[u];
@@ -129,19 +188,27 @@ void output_forward(const T* __restrict block, const T* __restrict wout, T bias,
     }
 }
 
+template <typename T>
+void output_forward(const T* block, const T* wout, T bias, T* out, int64_t nv, int64_t rows, int64_t w,
+                    int threads) {
+    for_chunks(rows, 4 * CHUNK, threads, [=](int64_t begin, int64_t end, int64_t) {
+        output_chunk<T>(block, wout, bias, out, nv, w, begin, end);
+    });
+}
+
 template <typename T, int N1, int N2>
 struct Instance {
-    static void first(void* b, const void* c, int64_t nv, int64_t n, int64_t w) {
-        first_forward<T, N1, N2>(static_cast<T*>(b), static_cast<const T*>(c), nv, n, w);
+    static void first(void* b, const void* c, int64_t nv, int64_t n, int64_t w, int t) {
+        first_forward<T, N1, N2>(static_cast<T*>(b), static_cast<const T*>(c), nv, n, w, t);
     }
-    static void hidden(const void* p, void* b, int64_t nv, int64_t n, int64_t w) {
-        hidden_forward<T, N1, N2>(static_cast<const T*>(p), static_cast<T*>(b), nv, n, w);
+    static void hidden(const void* p, void* b, int64_t nv, int64_t n, int64_t w, int t) {
+        hidden_forward<T, N1, N2>(static_cast<const T*>(p), static_cast<T*>(b), nv, n, w, t);
     }
     static void backward(void* up, const void* b, const void* g, const void* wo, void* gwo, void* bias, void* colsum,
-                         int64_t nv, int64_t n, int64_t w) {
+                         int64_t nv, int64_t n, int64_t w, int t) {
         auto kernel = g ? rows_backward<T, N1, N2, true> : rows_backward<T, N1, N2, false>;
         kernel(static_cast<T*>(up), static_cast<const T*>(b), static_cast<const T*>(g), static_cast<const T*>(wo),
-               static_cast<T*>(gwo), static_cast<T*>(bias), static_cast<T*>(colsum), nv, n, w);
+               static_cast<T*>(gwo), static_cast<T*>(bias), static_cast<T*>(colsum), nv, n, w, t);
     }
 };
 
@@ -164,39 +231,52 @@ struct Instance {
 
 extern "C" {
 
-// double_ != 0 selects double, else float. Every pointer is to a contiguous array. Each
-// function returns 0, or 1 for an (n1, n2) pair that is not instantiated (nothing is written).
-int pinn_lam_abi_version() { return 3; }
+// double_ != 0 selects double, else float. Every pointer is to a contiguous array; ``threads``
+// is the most threads to use (PyTorch's count). Each function returns 0, or 1 for an (n1, n2)
+// pair that is not instantiated (nothing is written).
+int pinn_lam_abi_version() { return 4; }
+
+// 1 when built with OpenMP (the loops can use several threads), else 0.
+int pinn_lam_openmp() {
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
 
 int pinn_lam_first_forward(int double_, void* block, const void* column, int64_t nv, int64_t n, int64_t w,
-                           int64_t n1, int64_t n2) {
+                           int64_t n1, int64_t n2, int threads) {
     if (n2 > n1 || n1 > 7) return 1;
-    if (double_) { PINN_LAM_DISPATCH(double, n1, n2, first, block, column, nv, n, w) }
-    PINN_LAM_DISPATCH(float, n1, n2, first, block, column, nv, n, w)
+    if (double_) { PINN_LAM_DISPATCH(double, n1, n2, first, block, column, nv, n, w, threads) }
+    PINN_LAM_DISPATCH(float, n1, n2, first, block, column, nv, n, w, threads)
 }
 
 int pinn_lam_hidden_forward(int double_, const void* pre, void* block, int64_t nv, int64_t n, int64_t w,
-                            int64_t n1, int64_t n2) {
+                            int64_t n1, int64_t n2, int threads) {
     if (n2 > n1 || n1 > 7) return 1;
-    if (double_) { PINN_LAM_DISPATCH(double, n1, n2, hidden, pre, block, nv, n, w) }
-    PINN_LAM_DISPATCH(float, n1, n2, hidden, pre, block, nv, n, w)
+    if (double_) { PINN_LAM_DISPATCH(double, n1, n2, hidden, pre, block, nv, n, w, threads) }
+    PINN_LAM_DISPATCH(float, n1, n2, hidden, pre, block, nv, n, w, threads)
 }
 
 int pinn_lam_rows_backward(int double_, void* up, const void* block, const void* g, const void* wout, void* gwout,
-                           void* bias, void* colsum, int64_t nv, int64_t n, int64_t w, int64_t n1, int64_t n2) {
+                           void* bias, void* colsum, int64_t nv, int64_t n, int64_t w, int64_t n1, int64_t n2,
+                           int threads) {
     if (n2 > n1 || n1 > 7) return 1;
-    if (double_) { PINN_LAM_DISPATCH(double, n1, n2, backward, up, block, g, wout, gwout, bias, colsum, nv, n, w) }
-    PINN_LAM_DISPATCH(float, n1, n2, backward, up, block, g, wout, gwout, bias, colsum, nv, n, w)
+    if (double_) {
+        PINN_LAM_DISPATCH(double, n1, n2, backward, up, block, g, wout, gwout, bias, colsum, nv, n, w, threads)
+    }
+    PINN_LAM_DISPATCH(float, n1, n2, backward, up, block, g, wout, gwout, bias, colsum, nv, n, w, threads)
 }
 
 int pinn_lam_output_forward(int double_, const void* block, const void* wout, double bias, void* out, int64_t nv,
-                            int64_t rows, int64_t w) {
+                            int64_t rows, int64_t w, int threads) {
     if (double_)
         output_forward<double>(static_cast<const double*>(block), static_cast<const double*>(wout), bias,
-                               static_cast<double*>(out), nv, rows, w);
+                               static_cast<double*>(out), nv, rows, w, threads);
     else
-        output_forward<float>(static_cast<const float*>(block), static_cast<const float*>(wout), static_cast<float>(bias),
-                              static_cast<float*>(out), nv, rows, w);
+        output_forward<float>(static_cast<const float*>(block), static_cast<const float*>(wout),
+                              static_cast<float>(bias), static_cast<float*>(out), nv, rows, w, threads);
     return 0;
 }
 

@@ -131,3 +131,79 @@ def test_the_trainer_builds_the_kernels_before_its_clock_starts(monkeypatch, tmp
     assert loss.fast and "lib" not in kernels._state
     trainer = Trainer(model, loss, [Phase("lam", 1, 1e-3)])
     assert kernels._state.get("lib") is not None and trainer.elapsed == 0.0
+
+
+def test_fused_kernels_match_the_eager_path_over_many_chunks(monkeypatch):
+    """Enough points for several chunks of CHUNK (128) points, one of them holding both points with
+    derivative rows and points with values only, so the loops and sums run split across threads."""
+    variables, keys = ("x", "t"), ("t", "x", "xx")
+    model, _, _ = setup(variables, 3, width=9, seed=3)
+    generator = torch.Generator().manual_seed(1)
+    x = torch.rand(700, 2, generator=generator, dtype=torch.float64)
+    values = [torch.rand(150, 2, generator=generator, dtype=torch.float64)]
+    (outs, grads), (outs_ref, grads_ref) = both_paths(monkeypatch, model, x, values, variables, keys)
+    for a, b in zip(outs + list(grads), outs_ref + list(grads_ref)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def kernel_results(threads, monkeypatch):
+    """Every kernel once on fixed random blocks (700 points with slabs, 850 in all), run with
+    ``threads`` threads; the arrays they write."""
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    lib = kernels.library()
+    generator = torch.Generator().manual_seed(0)
+    nv, n, w, n1, n2 = 850, 700, 20, 2, 1
+    rows = nv + (n1 + n2) * n
+
+    def rand(*shape):
+        return torch.rand(*shape, generator=generator, dtype=torch.float32) - 0.5
+
+    block, pre, up, g, wout, column = rand(rows, w), rand(rows, w), rand(rows, w), rand(rows, 1), rand(1, w), rand(n1, w)
+    first, hidden = block.clone(), block.clone()
+    kernels.first_forward(lib, first, column, nv, n, n1, n2)
+    kernels.hidden_forward(lib, pre, hidden, nv, n, n1, n2)
+    out = kernels.output_forward(lib, block, wout, torch.tensor(0.25), nv)
+    inner, bias, colsum = up.clone(), torch.zeros(w), torch.zeros(n1, w)
+    kernels.rows_backward(lib, inner, block, bias, nv, n, n1, n2, colsum=colsum)
+    outer, bias_outer, g_wout = torch.empty_like(up), torch.zeros(w), torch.zeros(1, w)
+    kernels.rows_backward(lib, outer, block, bias_outer, nv, n, n1, n2, g=g, wout=wout, g_wout=g_wout)
+    return [first, hidden, out, inner, bias, colsum, outer, bias_outer, g_wout]
+
+
+def test_every_kernel_gives_the_same_bits_on_any_number_of_threads(monkeypatch):
+    """Sums over points are formed per fixed chunk and added in chunk order, so a run does not
+    depend on the thread count (as the eager reductions would)."""
+    one = kernel_results(1, monkeypatch)
+    for threads in (2, 3):
+        for a, b in zip(kernel_results(threads, monkeypatch), one):
+            assert torch.equal(a, b)
+    assert one[4].abs().sum() > 0 and one[8].abs().sum() > 0  # the sums were formed
+
+
+def test_the_kernels_use_pytorchs_openmp_runtime_and_no_second_one():
+    runtime = kernels.openmp_runtime()
+    if runtime is None:
+        pytest.skip("PyTorch has no OpenMP runtime loaded here: the kernels are built without threads")
+    lib = kernels.library()
+    assert lib.pinn_lam_openmp() == 1
+    with open("/proc/self/maps") as maps:
+        loaded = {line.split()[-1] for line in maps if any(name in line for name in ("libgomp", "libiomp5", "libomp"))}
+    assert loaded == {runtime}
+
+
+def test_a_compiler_without_openmp_gives_serial_kernels(monkeypatch, tmp_path):
+    """A compiler that rejects -fopenmp (e.g. Apple clang) still builds the kernels, without threads."""
+    real = kernels.shutil.which("c++") or kernels.shutil.which("g++")
+    if real is None:
+        pytest.skip("no c++ on PATH")
+    wrapper = tmp_path / "cxx-no-openmp"
+    wrapper.write_text(f'#!/bin/sh\nfor a in "$@"; do [ "$a" = -fopenmp ] && exit 1; done\nexec {real} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PINN_LAM_CACHE", str(tmp_path))
+    monkeypatch.setenv("CXX", str(wrapper))
+    monkeypatch.setattr(kernels, "_state", {})
+    lib = kernels.library()
+    assert lib is not None and lib.pinn_lam_openmp() == 0
+    model, x, values = setup(("x", "t"), 2, width=6, seed=0)
+    u, _, _ = fastpath.evaluate(model, x, ("x", "t"), ("t", "x", "xx"), values=values)
+    torch.testing.assert_close(u, model(x))
