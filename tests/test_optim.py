@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from pinn_lam import LAM, lam, optim, optim_fast
+from pinn_lam import LAM, lam, optim
 from pinn_lam.optim import default_implementation
 
 #: every implementation, as LAM keyword arguments (``None``: the default for the device)
@@ -19,12 +19,6 @@ PATHS = {"single": dict(foreach=False), "foreach": dict(foreach=True), "fused": 
 def unsupported(name, options):
     """fused=True has no element-wise kernel with eps inside the square root."""
     return name == "fused" and options.get("eps_inside_sqrt") and not options.get("layerwise")
-
-
-@pytest.fixture(autouse=True)
-def fused_kernel_for_all_sizes(monkeypatch):
-    """Send the small tensors of these tests through the fused kernel (on CPU it skips small ones)."""
-    monkeypatch.setattr(optim_fast, "MIN_FUSED_NUMEL", 1)
 
 
 def reference_lam(w0, grads, *, lr, beta=0.9, eps=1e-8, weight_decay=0.0, bias_correction=False,
@@ -188,20 +182,26 @@ def test_fused_path_leaves_the_gradient_unchanged():
         assert torch.equal(w.grad, grad)
 
 
-@pytest.mark.parametrize("threads, kernel_sizes", [(2, [5000, 1000]), (1, [5000, 10, 1000, 999])])
-def test_fused_path_mixes_kernel_for_large_and_foreach_for_small_tensors(monkeypatch, threads, kernel_sizes):
-    """With several torch threads small tensors take the foreach path; with one, all are fused."""
-    monkeypatch.setattr(optim_fast, "MIN_FUSED_NUMEL", 1000)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fused_path_takes_every_contiguous_tensor_and_sends_the_rest_to_foreach(monkeypatch, threads):
+    """Small tensors are fused whatever the thread count; a non-contiguous one takes the foreach path."""
     monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
     calls = []
     monkeypatch.setattr(torch, "_fused_adamw_", lambda params, *a, _k=torch._fused_adamw_, **kw: (
         calls.append([p.numel() for p in params]), _k(params, *a, **kw)))
+    foreach = []
+    monkeypatch.setattr(optim, "_multi_tensor_lam", lambda params, *a, _f=optim._multi_tensor_lam, **kw: (
+        foreach.append([p.numel() for p in params]), _f(params, *a, **kw)))
     generator = torch.Generator().manual_seed(0)
-    w0 = [torch.randn(n, dtype=torch.float64, generator=generator) for n in (5000, 10, 1000, 999)]
-    grads = [gradient_sequence(3, n, seed=i) for i, n in enumerate((5000, 10, 1000, 999))]
+    sizes = (5000, 10, 1000, 1, 12)
+    w0 = [torch.randn(n, dtype=torch.float64, generator=generator) for n in sizes]
+    grads = [gradient_sequence(3, n, seed=i) for i, n in enumerate(sizes)]
 
     def run(**path):
-        params = [w.clone().requires_grad_() for w in w0]
+        params = [w.clone().requires_grad_() for w in w0[:4]]
+        strided = torch.zeros(2 * sizes[4], dtype=torch.float64)
+        strided[::2] = w0[4]
+        params.append(strided[::2].requires_grad_())  # a non-contiguous leaf view: not fusable
         optimizer = LAM(params, lr=0.1, bias_correction=True, **path)
         for step in range(3):
             for p, g in zip(params, grads):
@@ -209,9 +209,13 @@ def test_fused_path_mixes_kernel_for_large_and_foreach_for_small_tensors(monkeyp
             optimizer.step()
         return params
 
-    for a, b in zip(run(foreach=False), run()):
+    reference = run(foreach=False)
+    calls.clear()
+    foreach.clear()
+    for a, b in zip(reference, run()):
         torch.testing.assert_close(b, a, rtol=0, atol=1e-12)
-    assert calls == [kernel_sizes] * 3
+    assert calls == [[5000, 10, 1000, 1]] * 3
+    assert foreach == [[12]] * 3  # the strided one, through the foreach path
 
 
 def test_default_path_on_cpu_is_fused_except_elementwise_with_eps_inside_the_root():

@@ -7,9 +7,10 @@ import math
 
 import pytest
 import torch
-from test_optim import fused_kernel_for_all_sizes, gradient_sequence, reference_lam, run_lam  # noqa: F401
+from test_optim import gradient_sequence, reference_lam, run_lam
 
 from pinn_lam import LAM
+
 
 def _train(model, optimizer, steps, data, scheduler=None):
     x, y = data
