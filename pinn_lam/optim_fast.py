@@ -74,29 +74,52 @@ def _fusable(param: Tensor, grad: Tensor, square_avg: Tensor) -> bool:
             and not grad.requires_grad and grad.device == param.device and param.device.type in _FUSED_DEVICES)
 
 
+#: the step count the kernel sees without bias correction (read only), per device
+_INFINITE_STEP: dict[torch.device, Tensor] = {}
+#: the CPU step counters' increment, a tensor scalar (a Python 1 sends them down a slower path)
+_ONE = torch.tensor(1.0, device="cpu")
+
+
+def _infinite_step(device: torch.device) -> Tensor:
+    step = _INFINITE_STEP.get(device)
+    if step is None:
+        step = _INFINITE_STEP[device] = torch.full((), math.inf, dtype=torch.float32, device=device)
+    return step
+
+
+def _groups(params: list[Tensor], grads: list[Tensor], square_avgs: list[Tensor], state_steps: list[Tensor]):
+    """:func:`group_by_device_and_dtype`, with a shortcut for the usual single device and dtype.
+    (The fusable tensors' grads and square_avgs already share their param's device and dtype.)"""
+    device, dtype = params[0].device, params[0].dtype
+    if all(p.dtype == dtype and p.device == device for p in params):
+        return [(device, params, grads, square_avgs, state_steps)]
+    return group_by_device_and_dtype(params, grads, square_avgs, state_steps)
+
+
 def _fused_lam(params: list[Tensor], grads: list[Tensor], square_avgs: list[Tensor], state_steps: list[Tensor],
                *, lr: float, beta: float, eps: float, weight_decay: float, bias_correction: bool,
                maximize: bool, fallback: Callable[..., None]) -> None:
     fused: tuple[list[Tensor], ...] = ([], [], [], [])
     rest: tuple[list[Tensor], ...] = ([], [], [], [])
     for param, grad, square_avg, step in zip(params, grads, square_avgs, state_steps):
-        if torch.is_complex(param):
+        if param.is_complex():
             param, grad, square_avg = (torch.view_as_real(t) for t in (param, grad, square_avg))
         target = fused if _fusable(param, grad, square_avg) else rest
-        for tensors, t in zip(target, (param, grad, square_avg, step)):
-            tensors.append(t)
+        target[0].append(param)
+        target[1].append(grad)
+        target[2].append(square_avg)
+        target[3].append(step)
     sign = -1.0 if maximize else 1.0
     if fused[0]:
-        for device, device_params, device_grads, device_square_avgs, device_steps in (
-                group_by_device_and_dtype(*fused)):
+        for device, device_params, device_grads, device_square_avgs, device_steps in _groups(*fused):
             if device_steps[0].is_cpu:  # a tensor scalar keeps CPU steps on the foreach kernel (as torch's Adam)
-                torch._foreach_add_(device_steps, torch.tensor(1.0), alpha=1.0)
+                torch._foreach_add_(device_steps, _ONE, alpha=1.0)
             else:
                 torch._foreach_add_(device_steps, 1)
             if bias_correction:
                 kernel_steps = [s.to(device=device, dtype=torch.float32) for s in device_steps]
             else:
-                kernel_steps = [torch.full((), math.inf, dtype=torch.float32, device=device)] * len(device_params)
+                kernel_steps = [_infinite_step(device)] * len(device_params)
             torch._fused_adamw_(device_params, device_grads, device_grads, device_square_avgs, [],
                                 kernel_steps, lr=sign * lr, beta1=0.0, beta2=beta,
                                 weight_decay=sign * weight_decay, eps=eps, amsgrad=False, maximize=False)
