@@ -46,7 +46,7 @@ __all__ = ["available", "enabled", "library", "use_for"]
 #: environment variable that turns the kernels off (``0``, ``off``, ``no``, ``false``)
 ENV_VAR = "PINN_LAM_KERNELS"
 _SOURCE = Path(__file__).with_name("taylor_kernels.cpp")
-_ABI_VERSION = 4
+_ABI_VERSION = 5
 #: (n1, n2) pairs the kernels are compiled for (``PINN_LAM_DISPATCH`` in the source)
 PAIRS = frozenset({(1, 0), (1, 1), (2, 0), (2, 1), (2, 2), (3, 0), (3, 1), (3, 2), (3, 3)})
 _lock = threading.Lock()
@@ -133,9 +133,10 @@ def _build() -> ctypes.CDLL:
     if lib.pinn_lam_abi_version() != _ABI_VERSION:
         raise RuntimeError(f"{path} has ABI version {lib.pinn_lam_abi_version()}, expected {_ABI_VERSION}")
     i64, ptr, flag = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
-    lib.pinn_lam_first_forward.argtypes = [flag, ptr, ptr, i64, i64, i64, i64, i64, flag]
+    lib.pinn_lam_first_forward.argtypes = [flag, ptr, ptr, i64, ptr, ptr, i64, i64, i64, i64, i64, flag]
     lib.pinn_lam_hidden_forward.argtypes = [flag, ptr, ptr, i64, i64, i64, i64, i64, flag]
-    lib.pinn_lam_rows_backward.argtypes = [flag, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64, flag]
+    lib.pinn_lam_rows_backward.argtypes = [flag, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i64, ptr, ptr, ptr,
+                                           i64, i64, i64, i64, i64, flag]
     lib.pinn_lam_output_forward.argtypes = [flag, ptr, ptr, ctypes.c_double, ptr, i64, i64, i64, flag]
     lib.pinn_lam_openmp.argtypes = []
     for fn in (lib.pinn_lam_first_forward, lib.pinn_lam_hidden_forward, lib.pinn_lam_rows_backward,
@@ -187,11 +188,22 @@ def _check(status: int) -> None:
         raise ValueError(f"the fused kernels are not compiled for these derivative counts; pairs: {sorted(PAIRS)}")
 
 
-def first_forward(lib: ctypes.CDLL, block: Tensor, column: Tensor, nv: int, n: int, n1: int, n2: int) -> None:
-    """The first layer's derivative slabs of ``block`` (whose value rows hold h) from its
-    constant columns ``column`` (n1, w)."""
-    _check(lib.pinn_lam_first_forward(block.dtype == torch.float64, _ptr(block), _ptr(column), nv, n,
-                                      block.shape[1], n1, n2, torch.get_num_threads()))
+def _cols(cols: tuple[int, ...]) -> ctypes.Array:
+    array = _COLS.get(cols)
+    if array is None:
+        array = _COLS[cols] = (ctypes.c_int64 * len(cols))(*cols)
+    return array
+
+
+_COLS: dict[tuple[int, ...], ctypes.Array] = {}
+
+
+def first_forward(lib: ctypes.CDLL, block: Tensor, w0: Tensor, cols: tuple[int, ...], scale: Tensor, nv: int, n: int,
+                  n1: int, n2: int) -> None:
+    """The first layer's derivative slabs of ``block`` (whose value rows hold h), whose constant
+    a'_i is ``scale[i] * w0[:, cols[i]]`` (``w0``: the first layer's (w, din) weight)."""
+    _check(lib.pinn_lam_first_forward(block.dtype == torch.float64, _ptr(block), _ptr(w0), w0.shape[1], _cols(cols),
+                                      _ptr(scale), nv, n, block.shape[1], n1, n2, torch.get_num_threads()))
 
 
 def hidden_forward(lib: ctypes.CDLL, pre: Tensor, block: Tensor, nv: int, n: int, n1: int, n2: int) -> None:
@@ -202,16 +214,23 @@ def hidden_forward(lib: ctypes.CDLL, pre: Tensor, block: Tensor, nv: int, n: int
 
 def rows_backward(lib: ctypes.CDLL, up: Tensor, block: Tensor, bias: Tensor, nv: int, n: int, n1: int, n2: int, *,
                   g: Tensor | None = None, wout: Tensor | None = None, g_wout: Tensor | None = None,
-                  colsum: Tensor | None = None) -> None:
+                  g_bout: Tensor | None = None, z: Tensor | None = None, cols: tuple[int, ...] = (),
+                  scale: Tensor | None = None, g_weight: Tensor | None = None) -> None:
     """:func:`pinn_lam.taylor._tanh_rows_backward` in one pass (``up`` in place, or written from
-    the outer product of ``g`` (rows, 1) and ``wout`` (1, w), when it also adds the output
-    layer's weight gradient ``g^T block`` to ``g_wout``), adding the bias gradient to ``bias``
-    and, with ``colsum``, the first ``n1`` slabs' column sums."""
-    if (g is None) != (g_wout is None):
-        raise ValueError("g and g_wout go together")
+    the outer product of ``g`` (rows, 1) and ``wout`` (1, w), when it also writes the output
+    layer's weight and bias gradients ``g^T block`` to ``g_wout`` and ``g[:nv].sum()`` to
+    ``g_bout``), writing the bias gradient to ``bias``. With ``z`` (the first layer's (nv, din)
+    scaled points), ``cols`` and ``scale`` it writes the first layer's weight gradient (w, din)
+    to ``g_weight``: ``up[:nv]^T z`` plus ``scale[i]`` times slab i's column sums in column
+    ``cols[i]``. Every output is written, not added to."""
+    if (g is None) != (g_wout is None) or (g is None) != (g_bout is None):
+        raise ValueError("g, g_wout and g_bout go together")
+    if (z is None) != (g_weight is None) or (z is not None and (scale is None or len(cols) != n1)):
+        raise ValueError("z, cols, scale and g_weight go together")
     _check(lib.pinn_lam_rows_backward(up.dtype == torch.float64, _ptr(up), _ptr(block), _ptr(g), _ptr(wout),
-                                      _ptr(g_wout), _ptr(bias), _ptr(colsum), nv, n, up.shape[1], n1, n2,
-                                      torch.get_num_threads()))
+                                      _ptr(g_wout), _ptr(g_bout), _ptr(bias), _ptr(z), z.shape[1] if z is not None else 0,
+                                      _cols(cols) if z is not None else None, _ptr(scale), _ptr(g_weight), nv, n,
+                                      up.shape[1], n1, n2, torch.get_num_threads()))
 
 
 def output_forward(lib: ctypes.CDLL, block: Tensor, wout: Tensor, bias: Tensor, nv: int) -> Tensor:

@@ -294,14 +294,14 @@ class _TaylorTanh(torch.autograd.Function):
         n1, nv = len(cols), z.shape[0]
         k = n1 + n2
         weights, biases = params[0::2], params[1::2]
-        column = (weights[0][:, list(cols)] * scale).T  # (n1, w): the first layer's a'
         width = weights[0].shape[0]
         lib = kernels.use_for(z, n1, n2)  # fused element-wise loops on the CPU, when built
         block = z.new_empty((nv + k * n, width))
         h = torch.tanh(torch.addmm(biases[0], z, weights[0].T), out=block[:nv])
         if lib is not None:  # the kernels recompute d = 1 - h^2 where needed: nothing to store
-            kernels.first_forward(lib, block, column.contiguous(), nv, n, n1, n2)
+            kernels.first_forward(lib, block, weights[0].contiguous(), cols, scale.contiguous(), nv, n, n1, n2)
         else:
+            column = (weights[0][:, list(cols)] * scale).T  # (n1, w): the first layer's a'
             d = _one_minus_square(h)
             rows = block[nv:].view(k, n, width)
             # direction by direction: a row times a vector is a fast broadcast, (k, 1, w) is not
@@ -351,19 +351,23 @@ class _TaylorTanh(torch.autograd.Function):
         nv = z.shape[0]
         grads: list[Tensor | None] = [None] * (2 * depth)
         grad = _gather(grads_out, sizes, k, weights[-1]).contiguous()
-        if lib is not None and grad.shape[1] == 1:  # the kernel forms grad W_out, and W_out's gradient, in its pass
+        if lib is not None and grad.shape[1] == 1:  # the kernel forms grad W_out, and W_out's gradients, in its pass
             up, outer = torch.empty_like(blocks[-1]), (grad, weights[-1])
-            grads[-2], grads[-1] = weights[-1].new_zeros(weights[-1].shape), grad[:nv].sum(0)
+            grads[-2], grads[-1] = torch.empty_like(weights[-1]), weights[-1].new_empty(1)
         else:
             grads[-2], grads[-1], up = _output_backward(grad, blocks[-1], weights[-1], nv)
             outer = None
         for index in range(depth - 2, -1, -1):  # the hidden layers, then the first
             if lib is not None:
-                g_bias = up.new_zeros(up.shape[1])
-                g_column = up.new_zeros((n1, up.shape[1])) if index == 0 else None
+                g_bias = up.new_empty(up.shape[1])
                 g, w_out = outer if outer is not None else (None, None)
+                # the first layer's weight gradient comes out of the same pass
+                g_weight = torch.empty_like(weights[0]) if index == 0 else None
                 kernels.rows_backward(lib, up, blocks[index], g_bias, nv, n, n1, n2, g=g, wout=w_out,
-                                      g_wout=grads[-2] if g is not None else None, colsum=g_column)
+                                      g_wout=grads[-2] if g is not None else None,
+                                      g_bout=grads[-1] if g is not None else None,
+                                      z=z.contiguous() if index == 0 else None, cols=cols, scale=scale.contiguous(),
+                                      g_weight=g_weight)
                 outer = None
             else:
                 _tanh_rows_backward(up, blocks[index], slopes[index], nv, n, n1, n2)
@@ -376,7 +380,8 @@ class _TaylorTanh(torch.autograd.Function):
         g_a = up[:nv]
         if lib is None:
             g_column = up[nv:nv + n1 * n].view(n1, n, -1).sum(1)  # (n1, w)
-        grads[0], grads[1] = _first_weight_grad(g_a, z, g_column, scale, cols), g_bias
+            g_weight = _first_weight_grad(g_a, z, g_column, scale, cols)
+        grads[0], grads[1] = g_weight, g_bias
         g_z = g_a @ weights[0] if ctx.needs_input_grad[1] else None
         return (None, g_z, None, *grads)
 

@@ -65,8 +65,14 @@ void first_chunk(const T* __restrict h, T* __restrict slabs, const T* __restrict
     }
 }
 
+// The first layer's a'_i is a constant row: column i = scale_i W_0[:, cols_i] (W_0 is w x din).
 template <typename T, int N1, int N2>
-void first_forward(T* block, const T* column, int64_t nv, int64_t n, int64_t w, int threads) {
+void first_forward(T* block, const T* w0, int64_t din, const int64_t* cols, const T* scale, int64_t nv, int64_t n,
+                   int64_t w, int threads) {
+    std::vector<T> columns(static_cast<size_t>(N1 * w));
+    for (int i = 0; i < N1; ++i)
+        for (int64_t u = 0; u < w; ++u) columns[i * w + u] = w0[u * din + cols[i]] * scale[i];
+    const T* column = columns.data();
     for_chunks(n, CHUNK, threads, [=](int64_t begin, int64_t end, int64_t) {
         first_chunk<T, N1, N2>(block, block + nv * w, column, n, w, begin, end);
     });
@@ -98,14 +104,18 @@ void hidden_forward(const T* pre, T* block, int64_t nv, int64_t n, int64_t w, in
 // Backward through a tanh layer (taylor.py, _tanh_rows_backward): turns ``up``, the gradient of
 // the layer's output block, into the gradient of its pre-activations, in place. With OUTER
 // (one output column), the incoming gradient is the outer product g[row] wout[u] and ``up`` is
-// only written, and the output layer's weight gradient (the sum over rows of g[row] times the
-// block's row) is added to ``gwout``. Adds the value rows' column sums (the bias gradient) to
-// ``bias`` and, with ``colsum`` (n1 x w), the column sums of the first n1 slabs (the first
-// layer's a' gradient). The chunk function adds its points' sums to bsum, wsum and csum.
+// only written; the output layer's weight gradient (the sum over rows of g[row] times the
+// block's row) is written to ``gwout`` and its bias gradient (the sum of g over the value rows)
+// to ``gbout``. Writes the value rows' column sums (the bias gradient) to ``bias``. For the
+// first layer (``z`` given: the nv x din scaled points) it also writes the layer's weight
+// gradient ``gweight`` (w x din): sum over value rows of up[p] z[p]^T, plus, in column cols_i,
+// scale_i times the column sums of slab i (the gradient of the constant a'_i).
+// The chunk function adds its points' sums to bsum, wsum, csum (N1 x w), zsum (din x w), osum.
 template <typename T, int N1, int N2, bool OUTER>
 void backward_chunk(T* __restrict up, const T* __restrict block, const T* __restrict g, const T* __restrict wout,
-                    T* __restrict bsum, T* __restrict wsum, T* __restrict csum, bool colsum, int64_t nv, int64_t n,
-                    int64_t w, int64_t begin, int64_t end) {
+                    T* __restrict bsum, T* __restrict wsum, T* __restrict csum, T* __restrict zsum,
+                    T* __restrict osum, const T* __restrict z, int64_t din, int64_t nv, int64_t n, int64_t w,
+                    int64_t begin, int64_t end) {
     constexpr int K = N1 + N2;
     const int64_t len = n * w;
     const T* fs = block + nv * w;
@@ -146,32 +156,52 @@ void backward_chunk(T* __restrict up, const T* __restrict block, const T* __rest
             bsum[u] += gh;
         }
     }
-    if (colsum)  // a separate pass (over data still in cache) keeps the loops above vectorised
+    // separate passes over data still in cache keep the loops above vectorised
+    if (OUTER)
+        for (int64_t p = begin; p < end; ++p) osum[0] += g[p];
+    if (z) {
         for (int i = 0; i < N1; ++i)
             for (int64_t p = begin; p < mid; ++p)
                 for (int64_t u = 0; u < w; ++u) csum[i * w + u] += gs[i * len + p * w + u];
+        for (int64_t p = begin; p < end; ++p)
+            for (int64_t i = 0; i < din; ++i) {
+                const T zi = z[p * din + i];
+                for (int64_t u = 0; u < w; ++u) zsum[i * w + u] += up[p * w + u] * zi;
+            }
+    }
 }
 
 template <typename T, int N1, int N2, bool OUTER>
-void rows_backward(T* up, const T* block, const T* g, const T* wout, T* gwout, T* bias, T* colsum, int64_t nv,
-                   int64_t n, int64_t w, int threads) {
-    // per chunk: the bias sums (w), the output weight sums (w) and the slab column sums (N1 w)
-    const int64_t stride = (2 + N1) * w, chunks = (nv + CHUNK - 1) / CHUNK;
+void rows_backward(T* up, const T* block, const T* g, const T* wout, T* gwout, T* gbout, T* bias, const T* z,
+                   int64_t din, const int64_t* cols, const T* scale, T* gweight, int64_t nv, int64_t n, int64_t w,
+                   int threads) {
+    // per chunk: the bias sums (w), the output weight sums (w), the slab column sums (N1 w), the
+    // first layer's weight sums (din w) and the output bias sum (1)
+    const int64_t dz = z ? din : 0;
+    const int64_t stride = (2 + N1 + dz) * w + 1, chunks = (nv + CHUNK - 1) / CHUNK;
     std::vector<T> sums(static_cast<size_t>(chunks * stride), T(0));
     T* const part = sums.data();
-    const bool with_colsum = colsum != nullptr;
     for_chunks(nv, CHUNK, threads, [=](int64_t begin, int64_t end, int64_t chunk) {
         T* bsum = part + chunk * stride;
-        backward_chunk<T, N1, N2, OUTER>(up, block, g, wout, bsum, bsum + w, bsum + 2 * w, with_colsum, nv, n, w,
-                                         begin, end);
+        backward_chunk<T, N1, N2, OUTER>(up, block, g, wout, bsum, bsum + w, bsum + 2 * w, bsum + (2 + N1) * w,
+                                         bsum + stride - 1, z, dz, nv, n, w, begin, end);
     });
-    for (int64_t c = 0; c < chunks; ++c) {  // in chunk order: the same sums on any number of threads
-        const T* sum = part + c * stride;
-        for (int64_t u = 0; u < w; ++u) bias[u] += sum[u];
-        if (OUTER)
-            for (int64_t u = 0; u < w; ++u) gwout[u] += sum[w + u];
-        if (with_colsum)
-            for (int64_t k = 0; k < N1 * w; ++k) colsum[k] += sum[2 * w + k];
+    // written in chunk order: the same sums on any number of threads
+    std::vector<T> total(static_cast<size_t>(stride), T(0));
+    for (int64_t c = 0; c < chunks; ++c)
+        for (int64_t k = 0; k < stride; ++k) total[k] += part[c * stride + k];
+    for (int64_t u = 0; u < w; ++u) bias[u] = total[u];
+    if (OUTER) {
+        for (int64_t u = 0; u < w; ++u) gwout[u] = total[w + u];
+        gbout[0] = total[stride - 1];
+    }
+    if (z) {
+        const T* csum = total.data() + 2 * w;
+        const T* zsum = csum + N1 * w;
+        for (int64_t u = 0; u < w; ++u)
+            for (int64_t i = 0; i < din; ++i) gweight[u * din + i] = zsum[i * w + u];
+        for (int i = 0; i < N1; ++i)
+            for (int64_t u = 0; u < w; ++u) gweight[u * din + cols[i]] += csum[i * w + u] * scale[i];
     }
 }
 
@@ -198,17 +228,21 @@ void output_forward(const T* block, const T* wout, T bias, T* out, int64_t nv, i
 
 template <typename T, int N1, int N2>
 struct Instance {
-    static void first(void* b, const void* c, int64_t nv, int64_t n, int64_t w, int t) {
-        first_forward<T, N1, N2>(static_cast<T*>(b), static_cast<const T*>(c), nv, n, w, t);
+    static void first(void* b, const void* w0, int64_t din, const int64_t* cols, const void* scale, int64_t nv,
+                      int64_t n, int64_t w, int t) {
+        first_forward<T, N1, N2>(static_cast<T*>(b), static_cast<const T*>(w0), din, cols,
+                                 static_cast<const T*>(scale), nv, n, w, t);
     }
     static void hidden(const void* p, void* b, int64_t nv, int64_t n, int64_t w, int t) {
         hidden_forward<T, N1, N2>(static_cast<const T*>(p), static_cast<T*>(b), nv, n, w, t);
     }
-    static void backward(void* up, const void* b, const void* g, const void* wo, void* gwo, void* bias, void* colsum,
-                         int64_t nv, int64_t n, int64_t w, int t) {
+    static void backward(void* up, const void* b, const void* g, const void* wo, void* gwo, void* gbo, void* bias,
+                         const void* z, int64_t din, const int64_t* cols, const void* scale, void* gw, int64_t nv,
+                         int64_t n, int64_t w, int t) {
         auto kernel = g ? rows_backward<T, N1, N2, true> : rows_backward<T, N1, N2, false>;
         kernel(static_cast<T*>(up), static_cast<const T*>(b), static_cast<const T*>(g), static_cast<const T*>(wo),
-               static_cast<T*>(gwo), static_cast<T*>(bias), static_cast<T*>(colsum), nv, n, w, t);
+               static_cast<T*>(gwo), static_cast<T*>(gbo), static_cast<T*>(bias), static_cast<const T*>(z), din, cols,
+               static_cast<const T*>(scale), static_cast<T*>(gw), nv, n, w, t);
     }
 };
 
@@ -234,7 +268,7 @@ extern "C" {
 // double_ != 0 selects double, else float. Every pointer is to a contiguous array; ``threads``
 // is the most threads to use (PyTorch's count). Each function returns 0, or 1 for an (n1, n2)
 // pair that is not instantiated (nothing is written).
-int pinn_lam_abi_version() { return 4; }
+int pinn_lam_abi_version() { return 5; }
 
 // 1 when built with OpenMP (the loops can use several threads), else 0.
 int pinn_lam_openmp() {
@@ -245,11 +279,11 @@ int pinn_lam_openmp() {
 #endif
 }
 
-int pinn_lam_first_forward(int double_, void* block, const void* column, int64_t nv, int64_t n, int64_t w,
-                           int64_t n1, int64_t n2, int threads) {
+int pinn_lam_first_forward(int double_, void* block, const void* w0, int64_t din, const int64_t* cols,
+                           const void* scale, int64_t nv, int64_t n, int64_t w, int64_t n1, int64_t n2, int threads) {
     if (n2 > n1 || n1 > 7) return 1;
-    if (double_) { PINN_LAM_DISPATCH(double, n1, n2, first, block, column, nv, n, w, threads) }
-    PINN_LAM_DISPATCH(float, n1, n2, first, block, column, nv, n, w, threads)
+    if (double_) { PINN_LAM_DISPATCH(double, n1, n2, first, block, w0, din, cols, scale, nv, n, w, threads) }
+    PINN_LAM_DISPATCH(float, n1, n2, first, block, w0, din, cols, scale, nv, n, w, threads)
 }
 
 int pinn_lam_hidden_forward(int double_, const void* pre, void* block, int64_t nv, int64_t n, int64_t w,
@@ -260,13 +294,15 @@ int pinn_lam_hidden_forward(int double_, const void* pre, void* block, int64_t n
 }
 
 int pinn_lam_rows_backward(int double_, void* up, const void* block, const void* g, const void* wout, void* gwout,
-                           void* bias, void* colsum, int64_t nv, int64_t n, int64_t w, int64_t n1, int64_t n2,
-                           int threads) {
+                           void* gbout, void* bias, const void* z, int64_t din, const int64_t* cols, const void* scale,
+                           void* gweight, int64_t nv, int64_t n, int64_t w, int64_t n1, int64_t n2, int threads) {
     if (n2 > n1 || n1 > 7) return 1;
     if (double_) {
-        PINN_LAM_DISPATCH(double, n1, n2, backward, up, block, g, wout, gwout, bias, colsum, nv, n, w, threads)
+        PINN_LAM_DISPATCH(double, n1, n2, backward, up, block, g, wout, gwout, gbout, bias, z, din, cols, scale,
+                          gweight, nv, n, w, threads)
     }
-    PINN_LAM_DISPATCH(float, n1, n2, backward, up, block, g, wout, gwout, bias, colsum, nv, n, w, threads)
+    PINN_LAM_DISPATCH(float, n1, n2, backward, up, block, g, wout, gwout, gbout, bias, z, din, cols, scale, gweight,
+                      nv, n, w, threads)
 }
 
 int pinn_lam_output_forward(int double_, const void* block, const void* wout, double bias, void* out, int64_t nv,
