@@ -67,23 +67,31 @@ def _cpu_signature() -> str:
         return f"{platform.machine()} {platform.processor()}"
 
 
+class _DlInfo(ctypes.Structure):
+    _fields_ = [("dli_fname", ctypes.c_char_p), ("dli_fbase", ctypes.c_void_p), ("dli_sname", ctypes.c_char_p),
+                ("dli_saddr", ctypes.c_void_p)]
+
+
 def openmp_runtime() -> str | None:
-    """The OpenMP runtime PyTorch has loaded (a path from ``/proc/self/maps``), or ``None``.
+    """The OpenMP runtime PyTorch itself uses (a path), or ``None``.
 
     The kernels link this very library, so their parallel loops share PyTorch's thread pool:
     a second runtime would start a second pool that competes with PyTorch's for the cores.
+    Other packages may have loaded OpenMP runtimes of their own (scikit-learn ships one), so
+    this asks the dynamic linker where ``libtorch_cpu``'s ``omp_get_max_threads`` resolves.
+    Linux only (``/proc/self/maps``, ``dladdr``); ``None`` elsewhere or without OpenMP.
     """
     try:
         lines = Path("/proc/self/maps").read_text().splitlines()
-    except OSError:
+        torch_cpu = next(fields[-1] for fields in map(str.split, lines)
+                         if len(fields) >= 6 and os.path.basename(fields[-1]).startswith("libtorch_cpu."))
+        address = ctypes.cast(ctypes.CDLL(torch_cpu).omp_get_max_threads, ctypes.c_void_p).value
+        info = _DlInfo()
+        if not ctypes.CDLL(None).dladdr(ctypes.c_void_p(address), ctypes.byref(info)) or not info.dli_fname:
+            return None
+        return os.path.realpath(info.dli_fname.decode())
+    except (OSError, AttributeError, StopIteration, ValueError):
         return None
-    for line in lines:
-        fields = line.split()
-        if len(fields) >= 6 and fields[-1].startswith("/"):
-            name = os.path.basename(fields[-1])
-            if name.startswith(("libgomp", "libiomp5", "libomp")) and ".so" in name:
-                return fields[-1]
-    return None
 
 
 def _variants(runtime: str | None) -> list[tuple[list[str], list[str]]]:
