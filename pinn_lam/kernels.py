@@ -46,7 +46,7 @@ __all__ = ["available", "enabled", "library", "use_for"]
 #: environment variable that turns the kernels off (``0``, ``off``, ``no``, ``false``)
 ENV_VAR = "PINN_LAM_KERNELS"
 _SOURCE = Path(__file__).with_name("taylor_kernels.cpp")
-_ABI_VERSION = 5
+_ABI_VERSION = 6
 #: (n1, n2) pairs the kernels are compiled for (``PINN_LAM_DISPATCH`` in the source)
 PAIRS = frozenset({(1, 0), (1, 1), (2, 0), (2, 1), (2, 2), (3, 0), (3, 1), (3, 2), (3, 3)})
 _lock = threading.Lock()
@@ -145,10 +145,10 @@ def _build() -> ctypes.CDLL:
     lib.pinn_lam_hidden_forward.argtypes = [flag, ptr, ptr, i64, i64, i64, i64, i64, flag]
     lib.pinn_lam_rows_backward.argtypes = [flag, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i64, ptr, ptr, ptr,
                                            i64, i64, i64, i64, i64, flag]
-    lib.pinn_lam_output_forward.argtypes = [flag, ptr, ptr, ctypes.c_double, ptr, i64, i64, i64, flag]
+    lib.pinn_lam_first_affine.argtypes = [flag, ptr, ptr, ptr, ptr, i64, i64, i64, flag]
     lib.pinn_lam_openmp.argtypes = []
     for fn in (lib.pinn_lam_first_forward, lib.pinn_lam_hidden_forward, lib.pinn_lam_rows_backward,
-               lib.pinn_lam_output_forward, lib.pinn_lam_openmp):
+               lib.pinn_lam_first_affine, lib.pinn_lam_openmp):
         fn.restype = ctypes.c_int
     return lib
 
@@ -241,9 +241,7 @@ def rows_backward(lib: ctypes.CDLL, up: Tensor, block: Tensor, bias: Tensor, nv:
                                       up.shape[1], n1, n2, torch.get_num_threads()))
 
 
-def output_forward(lib: ctypes.CDLL, block: Tensor, wout: Tensor, bias: Tensor, nv: int) -> Tensor:
-    """The one-column output layer ``block @ wout.T`` with ``bias`` added to the first ``nv`` rows."""
-    out = block.new_empty((block.shape[0], 1))
-    _check(lib.pinn_lam_output_forward(block.dtype == torch.float64, _ptr(block), _ptr(wout), float(bias),
-                                       _ptr(out), nv, block.shape[0], block.shape[1], torch.get_num_threads()))
-    return out
+def first_affine(lib: ctypes.CDLL, out: Tensor, z: Tensor, w0: Tensor, b: Tensor) -> None:
+    """The first layer's pre-activations ``z @ w0.T + b`` into ``out`` (nv, w), for a few inputs."""
+    _check(lib.pinn_lam_first_affine(out.dtype == torch.float64, _ptr(out), _ptr(z), _ptr(w0), _ptr(b), z.shape[0],
+                                     z.shape[1], out.shape[1], torch.get_num_threads()))

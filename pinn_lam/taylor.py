@@ -297,10 +297,13 @@ class _TaylorTanh(torch.autograd.Function):
         width = weights[0].shape[0]
         lib = kernels.use_for(z, n1, n2)  # fused element-wise loops on the CPU, when built
         block = z.new_empty((nv + k * n, width))
-        h = torch.tanh(torch.addmm(biases[0], z, weights[0].T), out=block[:nv])
         if lib is not None:  # the kernels recompute d = 1 - h^2 where needed: nothing to store
+            h = block[:nv]
+            kernels.first_affine(lib, h, z.contiguous(), weights[0].contiguous(), biases[0].contiguous())
+            h.tanh_()
             kernels.first_forward(lib, block, weights[0].contiguous(), cols, scale.contiguous(), nv, n, n1, n2)
         else:
+            h = torch.tanh(torch.addmm(biases[0], z, weights[0].T), out=block[:nv])
             column = (weights[0][:, list(cols)] * scale).T  # (n1, w): the first layer's a'
             d = _one_minus_square(h)
             rows = block[nv:].view(k, n, width)
@@ -329,10 +332,7 @@ class _TaylorTanh(torch.autograd.Function):
         ctx.save_for_backward(z, scale, *blocks, *slopes, *params)
         ctx.spec, ctx.depth, ctx.lib = spec, len(weights), lib  # the backward pass takes the same path
         ctx.set_materialize_grads(False)
-        if lib is not None and weights[-1].shape[0] == 1:  # one output column: one pass, not a thin product
-            out = kernels.output_forward(lib, block, weights[-1], biases[-1], nv)
-        else:
-            out = _output(block, weights[-1], biases[-1], nv)
+        out = _output(block, weights[-1], biases[-1], nv)
         return _pieces(out, sizes, k)
 
     @staticmethod

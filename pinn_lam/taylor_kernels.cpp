@@ -205,24 +205,30 @@ void rows_backward(T* up, const T* block, const T* g, const T* wout, T* gwout, T
     }
 }
 
-// The affine output layer with one output column: out[row] = block[row] . wout (+ bias on the
-// value rows). A matrix product with one column is a poor shape for BLAS; this is one pass.
+// The first layer's pre-activations a = z W_0^T + b at the nv points z (nv x din, din small):
+// a matrix product with an inner dimension of two or three is a poor shape for BLAS.
 template <typename T>
-void output_chunk(const T* __restrict block, const T* __restrict wout, T bias, T* __restrict out, int64_t nv,
-                  int64_t w, int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-        const T* b = block + row * w;
-        T acc = 0;
-        for (int64_t u = 0; u < w; ++u) acc += b[u] * wout[u];
-        out[row] = row < nv ? acc + bias : acc;
+void affine_chunk(T* __restrict out, const T* __restrict z, const T* __restrict w0t, const T* __restrict b,
+                  int64_t din, int64_t w, int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+        T* o = out + p * w;
+        for (int64_t u = 0; u < w; ++u) o[u] = b[u];
+        for (int64_t i = 0; i < din; ++i) {
+            const T zi = z[p * din + i];
+            const T* c = w0t + i * w;
+            for (int64_t u = 0; u < w; ++u) o[u] += zi * c[u];
+        }
     }
 }
 
 template <typename T>
-void output_forward(const T* block, const T* wout, T bias, T* out, int64_t nv, int64_t rows, int64_t w,
-                    int threads) {
-    for_chunks(rows, 4 * CHUNK, threads, [=](int64_t begin, int64_t end, int64_t) {
-        output_chunk<T>(block, wout, bias, out, nv, w, begin, end);
+void first_affine(T* out, const T* z, const T* w0, const T* b, int64_t nv, int64_t din, int64_t w, int threads) {
+    std::vector<T> transposed(static_cast<size_t>(din * w));  // W_0^T: unit stride over the units
+    for (int64_t u = 0; u < w; ++u)
+        for (int64_t i = 0; i < din; ++i) transposed[i * w + u] = w0[u * din + i];
+    const T* w0t = transposed.data();
+    for_chunks(nv, 4 * CHUNK, threads, [=](int64_t begin, int64_t end, int64_t) {
+        affine_chunk<T>(out, z, w0t, b, din, w, begin, end);
     });
 }
 
@@ -268,7 +274,7 @@ extern "C" {
 // double_ != 0 selects double, else float. Every pointer is to a contiguous array; ``threads``
 // is the most threads to use (PyTorch's count). Each function returns 0, or 1 for an (n1, n2)
 // pair that is not instantiated (nothing is written).
-int pinn_lam_abi_version() { return 5; }
+int pinn_lam_abi_version() { return 6; }
 
 // 1 when built with OpenMP (the loops can use several threads), else 0.
 int pinn_lam_openmp() {
@@ -305,14 +311,14 @@ int pinn_lam_rows_backward(int double_, void* up, const void* block, const void*
                       nv, n, w, threads)
 }
 
-int pinn_lam_output_forward(int double_, const void* block, const void* wout, double bias, void* out, int64_t nv,
-                            int64_t rows, int64_t w, int threads) {
+int pinn_lam_first_affine(int double_, void* out, const void* z, const void* w0, const void* b, int64_t nv,
+                          int64_t din, int64_t w, int threads) {
     if (double_)
-        output_forward<double>(static_cast<const double*>(block), static_cast<const double*>(wout), bias,
-                               static_cast<double*>(out), nv, rows, w, threads);
+        first_affine<double>(static_cast<double*>(out), static_cast<const double*>(z), static_cast<const double*>(w0),
+                             static_cast<const double*>(b), nv, din, w, threads);
     else
-        output_forward<float>(static_cast<const float*>(block), static_cast<const float*>(wout),
-                              static_cast<float>(bias), static_cast<float*>(out), nv, rows, w, threads);
+        first_affine<float>(static_cast<float*>(out), static_cast<const float*>(z), static_cast<const float*>(w0),
+                            static_cast<const float*>(b), nv, din, w, threads);
     return 0;
 }
 

@@ -165,7 +165,8 @@ def kernel_results(threads, monkeypatch):
     first, hidden = block.clone(), block.clone()
     kernels.first_forward(lib, first, w0, cols, scale, nv, n, n1, n2)
     kernels.hidden_forward(lib, pre, hidden, nv, n, n1, n2)
-    out = kernels.output_forward(lib, block, wout, torch.tensor(0.25), nv)
+    out = torch.empty(nv, w)
+    kernels.first_affine(lib, out, z, w0, rand(w))
     inner, bias, g_weight = up.clone(), torch.empty(w), torch.empty(w, din)
     kernels.rows_backward(lib, inner, block, bias, nv, n, n1, n2, z=z, cols=cols, scale=scale, g_weight=g_weight)
     outer, bias_outer, g_wout, g_bout = torch.empty_like(up), torch.empty(w), torch.empty(1, w), torch.empty(1)
@@ -214,3 +215,15 @@ def test_a_compiler_without_openmp_gives_serial_kernels(monkeypatch, tmp_path):
     model, x, values = setup(("x", "t"), 2, width=6, seed=0)
     u, _, _ = fastpath.evaluate(model, x, ("x", "t"), ("t", "x", "xx"), values=values)
     torch.testing.assert_close(u, model(x))
+
+
+def test_the_first_layer_affine_kernel_is_the_matrix_product():
+    lib = kernels.library()
+    generator = torch.Generator().manual_seed(2)
+    for din in (1, 2, 3, 5):
+        z = torch.rand(700, din, generator=generator, dtype=torch.float64)
+        w0 = torch.randn(13, din, generator=generator, dtype=torch.float64)
+        b = torch.randn(13, generator=generator, dtype=torch.float64)
+        out = torch.empty(700, 13, dtype=torch.float64)
+        kernels.first_affine(lib, out, z, w0, b)
+        torch.testing.assert_close(out, torch.addmm(b, z, w0.T), rtol=1e-14, atol=1e-14)
