@@ -23,11 +23,11 @@ Tensors the kernel cannot take (not contiguous, a gradient that requires grad, d
 than float16/bfloat16/float32/float64) go through the ``fallback`` path (the foreach one). Every
 other tensor is fused, small ones included, whatever the number of torch threads. With several
 threads the CPU kernel opens a parallel region even for a small tensor, which costs a few
-microseconds on idle cores; the foreach path it replaced costs more. Measured in the PINN step of
-``pinn-lam bench train`` on two threads (DeepXDE's Burgers network, eight tensors of 1 to 400
-numbers), fusing the small tensors made the whole step 0.85x as long. On cores that other jobs
-keep busy, every parallel region can wait for a scheduler time slice (docs/lam.md); there, one
-torch thread is the cure, for this kernel as for every other parallel operation of the step.
+microseconds on idle cores; the foreach path it replaced costs more (``pinn-lam bench optimizer
+--params 921 --tensors 8`` times both on the size of DeepXDE's Burgers network; docs/lam.md).
+On cores that other jobs keep busy, every parallel region can wait for a scheduler time slice
+(docs/lam.md); there, one torch thread is the cure, for this kernel as for every other parallel
+operation of a PINN step.
 
 **Layer-wise mode** (CPU tensors): the state is one number per tensor, so after one reduction pass
 (:math:`\sum g^2` as ``torch.dot(g, g)``, which reads g once) the step size is a Python float and

@@ -27,10 +27,11 @@ def parse(*argv):
 def test_tiny_benchmark_run_reports_every_case(tmp_path, capsys):
     out = tmp_path / "bench.json"
     args = parse("burgers", "--iterations", "2", "--rounds", "2", "--warmup", "1", "--no-deepxde",
-                 "--device", "cpu", "--json", str(out))
+                 "--device", "cpu", "--profile", "2", "--json", str(out))
     assert train.run(args) == 0
     text = capsys.readouterr().out
     assert "pinn-lam autograd (adam)" in text and "pinn-lam fast path (adam)" in text
+    assert "where the time goes, pinn-lam fast path (adam)" in text
     results = json.loads(out.read_text())
     steps = results["steps"]
     assert set(steps) == {"pinn-lam autograd (adam)", "pinn-lam fast path (adam)"}
@@ -41,6 +42,8 @@ def test_tiny_benchmark_run_reports_every_case(tmp_path, capsys):
     # both paths hold at least the (2540, 20) float32 activations of three layers
     assert all(mb > 3 * 2540 * 20 * 4 / 1e6 for mb in memory.values())
     assert memory["pinn-lam fast path (adam)"] <= 1.5 * memory["pinn-lam autograd (adam)"]
+    assert list(results["profile"]) == ["pinn-lam fast path (adam)"]
+    assert any(row["name"] == "aten::mm" for row in results["profile"]["pinn-lam fast path (adam)"])
 
 
 def test_pinn_lam_step_trains_on_deepxde_configuration():
@@ -97,6 +100,7 @@ def test_peak_memory_sees_a_known_allocation():
 
 @pytest.mark.parametrize("argv, message", [(["--iterations", "0"], "--iterations"), (["--warmup", "-1"], "--warmup"),
                                            (["--targets", "2"], "--targets"), (["--threads", "0"], "--threads"),
+                                           (["--profile", "-1"], "--profile"),
                                            (["--preset", "turbo"], "unknown preset .turbo.; available: quick, sprint")])
 def test_bad_options_raise_one_line_errors(argv, message):
     with pytest.raises(ValueError, match=message):
@@ -128,3 +132,18 @@ def test_solve_options_parse_json_values_and_strings():
         "width": 20, "dtype": "float32", "iterations": [2000, 3000], "lr": 1e-3}
     with pytest.raises(ValueError, match="KEY=VALUE"):
         train.solve_options(["width"])
+
+
+def test_profile_steps_finds_the_operations_a_step_runs():
+    weight = torch.randn(64, 64)
+
+    def steps(n):
+        for _ in range(n):
+            torch.tanh(weight @ weight)
+
+    table = train.profile_steps(steps, 4, rows=5)
+    names = [row["name"] for row in table]
+    assert "aten::mm" in names and "aten::tanh" in names
+    tanh = next(row for row in table if row["name"] == "aten::tanh")
+    assert tanh["calls_per_step"] == 1.0 and tanh["ms_per_step"] > 0
+    assert 0 < sum(row["share"] for row in table) <= 1.0 + 1e-9

@@ -71,6 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="extra pinn_lam.solve option for --accuracy, e.g. width=20 or iterations=[2000,3000] (repeatable)")
     parser.add_argument("--targets", type=float, nargs="+", default=[1e-2, 1e-3], help="relative L2 errors")
     parser.add_argument("--time-limit", type=float, default=600.0, help="seconds per accuracy run")
+    parser.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                        help="also profile STEPS steps of the fast path (and DeepXDE) with torch's profiler and "
+                             "print where the time goes, operation by operation")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
 
 
@@ -94,6 +97,8 @@ def _check(args: argparse.Namespace) -> None:
             raise ValueError(f"--{name} must be a positive integer, got {getattr(args, name)}")
     if args.warmup < 0:
         raise ValueError(f"--warmup must be >= 0, got {args.warmup}")
+    if args.profile < 0:
+        raise ValueError(f"--profile must be >= 0 steps, got {args.profile}")
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be a positive integer, got {args.threads}")
     if not all(0 < t < 1 for t in args.targets):
@@ -265,6 +270,21 @@ def peak_memory_mb(step: Callable[[], None]) -> float:
     return top / 1e6
 
 
+def profile_steps(steps: Callable[[int], None], count: int, rows: int = 12) -> list[dict[str, Any]]:
+    """The ``rows`` operations with the most self CPU time over ``count`` steps (torch profiler):
+    name, ms per step, share of the profiled self time, calls per step. A custom autograd
+    Function's own time includes what it calls outside PyTorch (the fused loops); the profiler
+    adds a few microseconds to every operation, so the shares are approximate."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        steps(count)
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events) or 1.0
+    return [{"name": e.key, "ms_per_step": e.self_cpu_time_total / count / 1e3,
+             "share": e.self_cpu_time_total / total, "calls_per_step": e.count / count} for e in events[:rows]]
+
+
 def time_to_accuracy(problem, targets: list[float], *, fast: bool, time_limit: float, seed: int,
                      device: str | None, preset: str | None = None, **options: Any) -> dict[str, Any]:
     """Seconds for :func:`pinn_lam.solve` (problem defaults, or ``preset``) to reach each target error."""
@@ -413,6 +433,17 @@ def run(args: argparse.Namespace) -> int:
         print("\npeak memory of one step (torch profiler, CPU allocations):")
         for name, mb in memory.items():
             print(f"{name:48s} {mb:8.2f} MB  ({mb / memory[first]:.2f}x autograd)")
+    if args.profile:
+        results["profile"] = {}
+        for name in cases:
+            if "fast path" not in name and "DeepXDE" not in name or "compile" in name:
+                continue
+            table = results["profile"][name] = profile_steps(cases[name], args.profile)
+            print(f"\nwhere the time goes, {name}: self CPU time per step over {args.profile} profiled steps "
+                  f"(top {len(table)} operations)")
+            print(f"{'operation':60s} {'ms/step':>8s} {'share':>6s} {'calls/step':>10s}")
+            for row in table:
+                print(f"{row['name'][:60]:60s} {row['ms_per_step']:8.3f} {row['share']:6.1%} {row['calls_per_step']:10.1f}")
     if args.accuracy:
         results["accuracy"] = {}
         for label, fast in (("pinn-lam fast path", True),):
