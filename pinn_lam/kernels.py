@@ -196,14 +196,15 @@ def _check(status: int) -> None:
         raise ValueError(f"the fused kernels are not compiled for these derivative counts; pairs: {sorted(PAIRS)}")
 
 
+#: the int64 arrays of derivative columns handed to the kernels, one per tuple of columns
+_COLS: dict[tuple[int, ...], ctypes.Array] = {}
+
+
 def _cols(cols: tuple[int, ...]) -> ctypes.Array:
     array = _COLS.get(cols)
     if array is None:
         array = _COLS[cols] = (ctypes.c_int64 * len(cols))(*cols)
     return array
-
-
-_COLS: dict[tuple[int, ...], ctypes.Array] = {}
 
 
 def first_forward(lib: ctypes.CDLL, block: Tensor, w0: Tensor, cols: tuple[int, ...], scale: Tensor, nv: int, n: int,

@@ -298,10 +298,10 @@ class _TaylorTanh(torch.autograd.Function):
         lib = kernels.use_for(z, n1, n2)  # fused element-wise loops on the CPU, when built
         block = z.new_empty((nv + k * n, width))
         if lib is not None:  # the kernels recompute d = 1 - h^2 where needed: nothing to store
-            h = block[:nv]
-            kernels.first_affine(lib, h, z.contiguous(), weights[0].contiguous(), biases[0].contiguous())
+            h, w0 = block[:nv], weights[0].contiguous()
+            kernels.first_affine(lib, h, z.contiguous(), w0, biases[0].contiguous())
             h.tanh_()
-            kernels.first_forward(lib, block, weights[0].contiguous(), cols, scale.contiguous(), nv, n, n1, n2)
+            kernels.first_forward(lib, block, w0, cols, scale.contiguous(), nv, n, n1, n2)
         else:
             h = torch.tanh(torch.addmm(biases[0], z, weights[0].T), out=block[:nv])
             column = (weights[0][:, list(cols)] * scale).T  # (n1, w): the first layer's a'
@@ -332,8 +332,7 @@ class _TaylorTanh(torch.autograd.Function):
         ctx.save_for_backward(z, scale, *blocks, *slopes, *params)
         ctx.spec, ctx.depth, ctx.lib = spec, len(weights), lib  # the backward pass takes the same path
         ctx.set_materialize_grads(False)
-        out = _output(block, weights[-1], biases[-1], nv)
-        return _pieces(out, sizes, k)
+        return _pieces(_output(block, weights[-1], biases[-1], nv), sizes, k)
 
     @staticmethod
     @once_differentiable
@@ -362,12 +361,13 @@ class _TaylorTanh(torch.autograd.Function):
                 g_bias = up.new_empty(up.shape[1])
                 g, w_out = outer if outer is not None else (None, None)
                 # the first layer's weight gradient comes out of the same pass
-                g_weight = torch.empty_like(weights[0]) if index == 0 else None
+                first = index == 0
+                g_weight = torch.empty_like(weights[0]) if first else None
                 kernels.rows_backward(lib, up, blocks[index], g_bias, nv, n, n1, n2, g=g, wout=w_out,
                                       g_wout=grads[-2] if g is not None else None,
                                       g_bout=grads[-1] if g is not None else None,
-                                      z=z.contiguous() if index == 0 else None, cols=cols, scale=scale.contiguous(),
-                                      g_weight=g_weight)
+                                      z=z.contiguous() if first else None, cols=cols,
+                                      scale=scale.contiguous() if first else None, g_weight=g_weight)
                 outer = None
             else:
                 _tanh_rows_backward(up, blocks[index], slopes[index], nv, n, n1, n2)

@@ -16,9 +16,9 @@
 // and vectorises over the units; the instantiated pairs are listed in PINN_LAM_DISPATCH (and
 // in kernels.py, which sends every other pair to the eager path).
 //
-// Threads: every loop runs over fixed chunks of CHUNK points (or rows), shared out among
-// ``threads`` OpenMP threads when kernels.py builds with OpenMP. It links the OpenMP runtime
-// PyTorch has loaded, so these loops use PyTorch's own thread pool, not a second one. Sums over
+// Threads: every loop runs over fixed chunks of points (CHUNK, or 4 CHUNK for the cheap affine
+// map), shared out among ``threads`` OpenMP threads when kernels.py builds with OpenMP. It links
+// the OpenMP runtime PyTorch uses, so these loops run on PyTorch's own thread pool. Sums over
 // points (bias and weight gradients) are formed per chunk and added in chunk order afterwards,
 // so every result is the same bit for bit whatever the number of threads.
 #include <algorithm>
