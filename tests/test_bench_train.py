@@ -115,6 +115,40 @@ def test_deepxde_case_runs_when_installed():
     assert model.train_state.step == 2
 
 
+def test_deepxde_import_leaves_torchs_default_device_alone(monkeypatch):
+    """DeepXDE's import sets torch's default device to CUDA where there is one; the benchmark puts
+    the default back and hands DeepXDE its device in a scope (simulated here with 'meta')."""
+    monkeypatch.setattr(train, "_DEEPXDE_DEVICE", [])
+
+    def importer():
+        torch.set_default_device("meta")  # what DeepXDE's backend does with "cuda"
+        return "module"
+
+    try:
+        module, device = train.import_deepxde(importer)
+    finally:
+        default = torch.get_default_device()
+        torch.set_default_device(None)
+    assert module == "module" and device == torch.device("meta")
+    assert default == torch.device("cpu") and torch.empty(1).device.type == "cpu"
+    with train.deepxde_scope(device):
+        assert torch.empty(1).device.type == "meta"
+    assert torch.empty(1).device.type == "cpu"
+    # a later import (a cached module) reports the device of the first
+    module, device = train.import_deepxde(lambda: "module")
+    assert device == torch.device("meta") and torch.get_default_device() == torch.device("cpu")
+    # and on the CPU no scope (no device mode) is added around DeepXDE's steps
+    assert not isinstance(train.deepxde_scope(torch.device("cpu")), torch.device)
+
+
+def test_same_device_treats_an_index_free_device_as_the_current_one():
+    assert train.same_device(torch.device("cpu"), "cpu")
+    assert not train.same_device(torch.device("cpu"), torch.device("meta"))
+    if torch.cuda.is_available():
+        assert train.same_device(torch.device("cuda"), torch.device("cuda", torch.cuda.current_device()))
+        assert torch.device("cuda") != torch.device("cuda", torch.cuda.current_device())
+
+
 def test_torch_func_loss_equals_the_autograd_loss():
     import problems
 

@@ -21,6 +21,7 @@ takes minutes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -178,18 +179,69 @@ def pinn_lam_step(problem, *, fast: bool, optimizer: str, device: torch.device, 
     return step, loss
 
 
+#: the default device DeepXDE's import chose (filled on the first import by :func:`import_deepxde`)
+_DEEPXDE_DEVICE: list[torch.device] = []
+
+
+def import_deepxde(importer: Callable[[], Any] | None = None) -> tuple[Any, torch.device]:
+    """DeepXDE's module and the device it runs on, with torch's global default device put back.
+
+    DeepXDE's PyTorch backend calls ``torch.set_default_device("cuda")`` on import when a GPU is
+    present. Left in place, that would make every later pinn-lam tensor default to CUDA (a seeded
+    CPU generator then fails) and run every torch call of pinn-lam's cases through the device
+    mode's Python hook. So the default is restored here, and DeepXDE's own work runs inside
+    :func:`deepxde_scope`, which gives it exactly what its import set."""
+    if importer is None:
+        def importer() -> Any:
+            import deepxde
+
+            return deepxde
+
+    before = torch.get_default_device()
+    module = importer()
+    if not _DEEPXDE_DEVICE:
+        _DEEPXDE_DEVICE.append(torch.get_default_device())
+    if torch.get_default_device() != before:
+        torch.set_default_device(None if before.type == "cpu" else before)
+    return module, _DEEPXDE_DEVICE[0]
+
+
+def deepxde_scope(device: torch.device) -> Any:
+    """A context with DeepXDE's default device; none on the CPU (where DeepXDE sets none)."""
+    return contextlib.nullcontext() if device.type == "cpu" else torch.device(device)
+
+
+def same_device(a: torch.device, b: torch.device) -> bool:
+    """``cuda`` and ``cuda:0`` are the same device here (``torch.device`` compares them unequal)."""
+    a, b = torch.device(a), torch.device(b)
+    if a.type != b.type:
+        return False
+    if a.type != "cuda":
+        return True
+    current = torch.cuda.current_device()
+    return (current if a.index is None else a.index) == (current if b.index is None else b.index)
+
+
 def deepxde_model(nu: float, seed: int | None = None) -> Any:
     """DeepXDE's ``examples/pinn_forward/Burgers.py`` model, compiled with Adam at 1e-3, or ``None``;
-    with ``seed``, its points and initial weights come from ``dde.config.set_random_seed(seed)``."""
+    with ``seed``, its points and initial weights come from ``dde.config.set_random_seed(seed)``.
+    Built on DeepXDE's own device (:func:`import_deepxde`), which ``model.pinn_lam_device`` holds."""
     backend = os.environ.setdefault("DDE_BACKEND", "pytorch")
     if backend != "pytorch":
         print(f"DeepXDE skipped: DDE_BACKEND={backend!r}, the comparison needs 'pytorch'")
         return None
     try:
-        import deepxde as dde
+        dde, device = import_deepxde()
     except ImportError:
         print("DeepXDE is not installed (pip install 'pinn-lam[bench]'); timing pinn-lam only")
         return None
+    with deepxde_scope(device):
+        model = _deepxde_burgers(dde, nu, seed)
+    model.pinn_lam_device = device
+    return model
+
+
+def _deepxde_burgers(dde: Any, nu: float, seed: int | None) -> Any:
     if seed is not None:
         dde.config.set_random_seed(seed)
     geometry = dde.geometry.GeometryXTime(dde.geometry.Interval(-1, 1), dde.geometry.TimeDomain(0, 0.99))
@@ -255,9 +307,17 @@ def time_steps(cases: dict[str, Callable[[int], None]], *, iterations: int, roun
     return out
 
 
-def peak_memory_mb(step: Callable[[], None]) -> float:
-    """Peak bytes allocated during one step on the CPU, from torch's profiler memory events
-    (allocations minus frees in time order), in MB."""
+def peak_memory_mb(step: Callable[[], None], device: torch.device | str = "cpu") -> float:
+    """Peak bytes allocated during one step beyond what was allocated before it, in MB: on the CPU
+    from torch's profiler memory events (allocations minus frees in time order), on CUDA from the
+    caching allocator's peak statistics."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        step()
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - before) / 1e6
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
@@ -314,7 +374,7 @@ def deepxde_time_to_accuracy(problem, targets: list[float], *, time_limit: float
     model = deepxde_model(problem.nu, seed)
     if model is None:
         return {}
-    import deepxde as dde
+    dde, _ = import_deepxde()
 
     reference = problem.reference()
     grid, values = reference.points(), np.asarray(reference.u, dtype=np.float64).reshape(-1)
@@ -338,10 +398,11 @@ def deepxde_time_to_accuracy(problem, targets: list[float], *, time_limit: float
             if all(v is not None for v in reached.values()) or elapsed > time_limit:
                 self.model.stop_training = True
 
-    model.train(iterations=15000, display_every=1000, verbose=0, callbacks=[Measure()])
-    if not model.stop_training:
-        model.compile("L-BFGS")
-        model.train(display_every=1000, verbose=0, callbacks=[Measure()])
+    with deepxde_scope(model.pinn_lam_device):
+        model.train(iterations=15000, display_every=1000, verbose=0, callbacks=[Measure()])
+        if not model.stop_training:
+            model.compile("L-BFGS")
+            model.train(display_every=1000, verbose=0, callbacks=[Measure()])
     seconds = time.perf_counter() - clock["start"] - clock["excluded"]
     # DeepXDE's own count of training steps (Adam steps plus L-BFGS iterations) shows where it stopped
     return {"seconds_to": reached, "final_rel_l2": clock["last"], "seconds": round(seconds, 2),
@@ -408,11 +469,16 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_deepxde and args.problem == "burgers" and deepxde_config:
         dde_model = deepxde_model(problem.nu, args.seed)
         if dde_model is not None:
-            if dde_model.net.linears[0].weight.device != device or dtype != torch.float32:
-                print("DeepXDE skipped: it runs float32 on its own default device here")
+            if not same_device(dde_model.net.linears[0].weight.device, device) or dtype != torch.float32:
+                print(f"DeepXDE skipped: it runs float32 on its own default device "
+                      f"({dde_model.net.linears[0].weight.device}) here")
                 dde_model = None
             else:
-                cases["DeepXDE (adam)"] = lambda n: dde_model.train(iterations=n, display_every=n, verbose=0)
+                def deepxde_steps(n: int) -> None:
+                    with deepxde_scope(dde_model.pinn_lam_device):
+                        dde_model.train(iterations=n, display_every=n, verbose=0)
+
+                cases["DeepXDE (adam)"] = deepxde_steps
     base = "DeepXDE (adam)" if "DeepXDE (adam)" in cases else next(iter(cases))
     timings = time_steps(cases, iterations=args.iterations, rounds=args.rounds, warmup=args.warmup, device=device,
                          base=base)
@@ -426,11 +492,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name:48s} {t['wall_ms']:9.3f} {t['cpu_ms']:9.3f} {t['ratio_wall']:11.2f} {t['ratio_cpu']:10.2f} "
               f"{t['paired_ratio_cpu']:11.2f} {t['page_faults_per_step']:12.1f}")
     results: dict[str, Any] = {"machine": machine(), "device": str(device), "dtype": args.dtype, "steps": timings}
-    if device.type == "cpu":
-        memory = {name: peak_memory_mb(steps[name]) for name in steps if "compile" not in name and "func" not in name}
+    if device.type in ("cpu", "cuda"):
+        memory = {name: peak_memory_mb(steps[name], device) for name in steps
+                  if "compile" not in name and "func" not in name}
         results["peak_memory_mb"] = memory
         first = next(iter(memory))
-        print("\npeak memory of one step (torch profiler, CPU allocations):")
+        source = "torch profiler, CPU allocations" if device.type == "cpu" else "CUDA caching allocator peak"
+        print(f"\npeak memory of one step ({source}):")
         for name, mb in memory.items():
             print(f"{name:48s} {mb:8.2f} MB  ({mb / memory[first]:.2f}x autograd)")
     if args.profile:
