@@ -50,6 +50,8 @@ step environment 30 bash -c "nvidia-smi --query-gpu=name,driver_version,memory.t
 
 # the CUDA paths against the CPU: LAM (every implementation), the fast path, L-BFGS, the problems
 step cuda-tests 150 $PY -m pytest -m cuda -q -p no:cacheprovider
+# the benchmark's own tests, DeepXDE's device scope among them
+step bench-tests 60 $PY -m pytest -q -p no:cacheprovider tests/test_bench_train.py
 
 # step time on DeepXDE's Burgers configuration (DeepXDE on its own device), peak memory, torch.func
 step bench-lam 120 $PY -m pinn_lam bench train burgers --device $DEVICE --optimizer lam --func --json "$OUT/steps_lam.json"
@@ -59,6 +61,8 @@ step bench-sprint-net 60 $PY -m pinn_lam bench train burgers --device $DEVICE --
     --points 3072 --hard --json "$OUT/steps_sprint_net.json"
 # LAM's update on 1e8 parameters against Adam and RMSprop (the README's optimizer table)
 step bench-optimizer 60 $PY -m pinn_lam bench optimizer --device $DEVICE --params 100000000
+# ... and on the 921 parameters in 8 tensors of DeepXDE's Burgers network (launch-bound)
+step bench-optimizer-small 40 $PY -m pinn_lam bench optimizer --device $DEVICE --params 921 --tensors 8
 # the command line on CUDA end to end, and its checkpoint restored on the CPU
 step solve-heat 60 bash -c "$PY -m pinn_lam solve heat --preset quick --device $DEVICE --no-progress \
     --output runs/gpu-heat && $PY -c '

@@ -1,5 +1,6 @@
 """``pinn-lam bench train``: a tiny run end to end, the interleaved timer, the memory probe."""
 import argparse
+import importlib.util
 import json
 
 import pytest
@@ -109,13 +110,25 @@ def test_bad_options_raise_one_line_errors(argv, message):
 
 @pytest.mark.slow
 def test_deepxde_case_runs_when_installed():
-    pytest.importorskip("deepxde")
+    if importlib.util.find_spec("deepxde") is None:  # not importorskip: its import would change the default device
+        pytest.skip("DeepXDE is not installed")
     model = train.deepxde_model(0.01 / 3.141592653589793)
-    model.train(iterations=2, display_every=2, verbose=0)
+    assert torch.get_default_device().type == "cpu"
+    with train.deepxde_scope(model.pinn_lam_device):
+        model.train(iterations=2, display_every=2, verbose=0)
     assert model.train_state.step == 2
 
 
-def test_deepxde_import_leaves_torchs_default_device_alone(monkeypatch):
+@pytest.fixture
+def cpu_default_device():
+    """Torch's default device is the CPU during the test, and whatever it was afterwards."""
+    prior = torch.get_default_device()
+    torch.set_default_device(None)
+    yield
+    torch.set_default_device(None if prior.type == "cpu" else prior)
+
+
+def test_deepxde_import_leaves_torchs_default_device_alone(monkeypatch, cpu_default_device):
     """DeepXDE's import sets torch's default device to CUDA where there is one; the benchmark puts
     the default back and hands DeepXDE its device in a scope (simulated here with 'meta')."""
     monkeypatch.setattr(train, "_DEEPXDE_DEVICE", [])

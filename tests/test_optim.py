@@ -298,5 +298,21 @@ class TestCuda:
             assert w.is_cuda
             torch.testing.assert_close(w.cpu(), reference, rtol=0, atol=1e-12, msg=name)
 
-    def test_default_path_on_cuda_is_foreach(self):
-        assert default_implementation([torch.zeros(3, device="cuda")]) == "foreach"
+    def test_default_path_on_cuda_is_fused_element_wise_and_foreach_layerwise(self, monkeypatch):
+        params = [torch.zeros(3, device="cuda")]
+        assert default_implementation(params) == "fused"
+        assert default_implementation(params, layerwise=True) == "foreach"
+        assert default_implementation(params, eps_inside_sqrt=True) == "foreach"
+        # fused=False keeps the rest of the default choice: foreach on CUDA (the same update)
+        calls = []
+        original = optim._multi_tensor_lam
+        monkeypatch.setattr(optim, "_multi_tensor_lam", lambda *a, **k: (calls.append(1), original(*a, **k)))
+        weights = {}
+        for device, options in (("cuda", {"fused": False}), ("cpu", {"foreach": False})):
+            w = torch.ones(3, device=device, requires_grad=True)
+            optimizer = LAM([w], lr=0.1, **options)
+            w.grad = torch.ones(3, device=device)
+            optimizer.step()
+            weights[device] = w.detach().cpu()
+        assert len(calls) == 1
+        torch.testing.assert_close(weights["cuda"], weights["cpu"], rtol=0, atol=1e-7)
