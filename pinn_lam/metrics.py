@@ -6,7 +6,20 @@ r"""Error measures between a prediction :math:`u` and a reference :math:`v` on t
 """
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
+import torch
+
+
+def _norm(x: np.ndarray) -> float:
+    """The Euclidean norm without a BLAS call. ``np.linalg.norm`` of a long vector calls
+    OpenBLAS's threaded dot product, whose threads then keep spinning for a while after it returns,
+    and on a machine with few cores they take them from PyTorch's threads for the next training
+    steps (measured: the sprint's LAM phase at 2 threads, 8.3-9.2 ms per iteration with an
+    evaluation every 50 against 5.6-6.5 ms with ``OPENBLAS_NUM_THREADS=1``; docs/speed.md)."""
+    return math.sqrt(float(np.sum(np.square(x))))
 
 
 def _pair(prediction, reference) -> tuple[np.ndarray, np.ndarray]:
@@ -22,13 +35,45 @@ def _pair(prediction, reference) -> tuple[np.ndarray, np.ndarray]:
 def relative_l2_error(prediction, reference) -> float:
     r""":math:`\|u - v\|_2 / \|v\|_2`; ``ValueError`` if the reference is identically zero."""
     u, v = _pair(prediction, reference)
-    norm = float(np.linalg.norm(v))
+    norm = _norm(v)
     if norm == 0.0:
         raise ValueError("relative error is undefined: the reference is zero everywhere")
-    return float(np.linalg.norm(u - v)) / norm
+    return _norm(u - v) / norm
 
 
 def max_abs_error(prediction, reference) -> float:
     r""":math:`\max_i |u_i - v_i|`."""
     u, v = _pair(prediction, reference)
     return float(np.max(np.abs(u - v)))
+
+
+class RelativeL2:
+    """:func:`relative_l2_error` of a model against fixed reference values, computed where the
+    model is (``model(points)`` without gradients, then float64 norms in PyTorch): what the
+    trainer evaluates every ``eval_every`` iterations. Only the error comes back to the host, and
+    no NumPy BLAS call is made inside training (see :func:`_norm`). The points are cached per
+    device and dtype (the trainer may switch a run to float64)."""
+
+    def __init__(self, points, reference) -> None:
+        self.points = np.asarray(points, dtype=np.float64)
+        self.reference = np.asarray(reference, dtype=np.float64).reshape(-1)
+        if self.points.ndim != 2 or len(self.points) != self.reference.size:
+            raise ValueError(f"points must be (N, d) with N = {self.reference.size} reference values, "
+                             f"got shape {self.points.shape}")
+        if self.reference.size == 0:
+            raise ValueError("cannot compute an error on zero points")
+        self.norm = _norm(self.reference)
+        if self.norm == 0.0:
+            raise ValueError("relative error is undefined: the reference is zero everywhere")
+        self._cache: dict[Any, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __call__(self, model: torch.nn.Module) -> float:
+        first = next(model.parameters())
+        key = (first.device, first.dtype)
+        if key not in self._cache:
+            self._cache = {key: (torch.as_tensor(self.points, device=first.device, dtype=first.dtype),
+                                 torch.as_tensor(self.reference, device=first.device))}
+        points, reference = self._cache[key]
+        with torch.no_grad():
+            u = model(points).reshape(-1).to(torch.float64)
+            return float(torch.linalg.vector_norm(u - reference)) / self.norm

@@ -55,6 +55,9 @@ def test_result_predicts_and_records_history_and_outputs(tmp_path):
     # row i holds the loss after i steps, logged before the next step (which is L-BFGS's from 20 on)
     assert [r["optimizer"] for r in rows][:21] == ["lam"] * 20 + ["lbfgs"] and rows[-1]["optimizer"] == "lbfgs"
     assert [r["iteration"] for r in rows if "rel_l2" in r] == [0, 30]
+    # the trainer's error (computed in torch where the model is) on the same points as the final
+    # metrics (computed in NumPy): the 33 x 33 grid is under EVAL_POINTS, so nothing is strided out
+    assert rows[-1]["rel_l2"] == pytest.approx(result.metrics["rel_l2"], rel=1e-12)
 
 
 def test_soft_constraints_log_every_condition_term():
