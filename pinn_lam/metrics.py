@@ -17,8 +17,8 @@ def _norm(x: np.ndarray) -> float:
     """The Euclidean norm without a BLAS call. ``np.linalg.norm`` of a long vector calls
     OpenBLAS's threaded dot product, whose threads then keep spinning for a while after it returns,
     and on a machine with few cores they take them from PyTorch's threads for the next training
-    steps (measured: the sprint's LAM phase at 2 threads, 8.3-9.2 ms per iteration with an
-    evaluation every 50 against 5.6-6.5 ms with ``OPENBLAS_NUM_THREADS=1``; docs/speed.md)."""
+    steps (the sprint's LAM phase on 2 threads, evaluated every 50 iterations, took about half
+    as long again with it: docs/speed.md, "Time to accuracy")."""
     return math.sqrt(float(np.sum(np.square(x))))
 
 

@@ -119,6 +119,21 @@ def test_deepxde_case_runs_when_installed():
     assert model.train_state.step == 2
 
 
+@pytest.mark.slow
+def test_deepxde_recipe_measures_its_error_and_stops_at_its_time_limit():
+    if importlib.util.find_spec("deepxde") is None:
+        pytest.skip("DeepXDE is not installed")
+    import problems
+
+    out = train.deepxde_time_to_accuracy(problems.get("burgers"), [0.01, 0.001], time_limit=1e-6, eval_every=5,
+                                         seed=0)
+    # the first evaluation (after 5 Adam steps) is past the time limit: no L-BFGS, no target reached
+    assert out["deepxde_steps"] == 5 and out["seconds_to"] == {"0.01": None, "0.001": None}
+    # an almost untrained network: its error against the reference is of order one
+    assert 0.5 < out["final_rel_l2"] < 2.0
+    assert torch.get_default_device().type == "cpu"
+
+
 @pytest.fixture
 def cpu_default_device():
     """Torch's default device is the CPU during the test, and whatever it was afterwards."""
