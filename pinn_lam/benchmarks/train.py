@@ -26,7 +26,8 @@ import json
 import os
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -153,7 +154,7 @@ def pinn_lam_step(problem, *, fast: bool, optimizer: str, device: torch.device, 
     from ..train import make_optimizer
 
     rng = np.random.default_rng(seed)
-    unit = lambda n, k: rng.random((n, k))  # noqa: E731 - the samplers' UnitSampler
+    unit = lambda n, k: rng.random((n, k))  # the samplers' UnitSampler
     low, high = (np.array(b, dtype=np.float64) for b in zip(*problem.bounds))
     counts = {"ic": N_INITIAL, "bc": N_BOUNDARY}
     transform = problem.output_transform() if hard else None
