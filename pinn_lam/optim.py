@@ -8,8 +8,8 @@ update (they agree to ~1e-15 relative in float64; ``tests/test_optim.py`` holds 
 * ``_multi_tensor_lam``: ``torch._foreach_*`` kernels, the default on CUDA for layer-wise LAM
   (and for element-wise LAM with eps inside the root);
 * ``_fused_lam`` and ``_layerwise_lam`` (``pinn_lam/optim_fast.py``): as few passes over memory
-  as each mode allows; ``_fused_lam`` is the default on CPU and CUDA, ``_layerwise_lam`` on CPU
-  (see that module for how and why).
+  as each mode allows; ``_fused_lam`` is the default on CUDA and, with torch >= 2.4, on CPU;
+  ``_layerwise_lam`` on CPU (see that module for how and why).
 """
 from __future__ import annotations
 

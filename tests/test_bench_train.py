@@ -169,6 +169,30 @@ def test_deepxde_import_leaves_torchs_default_device_alone(monkeypatch, cpu_defa
     assert not isinstance(train.deepxde_scope(torch.device("cpu")), torch.device)
 
 
+def test_a_failed_deepxde_import_still_restores_the_default_device(monkeypatch, cpu_default_device):
+    """DeepXDE's backend sets the device before it imports scikit-optimize: a missing dependency
+    must not leave that default behind."""
+    monkeypatch.setattr(train, "_DEEPXDE_DEVICE", [])
+
+    def importer():
+        torch.set_default_device("meta")
+        raise ImportError("No module named 'skopt'")
+
+    with pytest.raises(ImportError, match="skopt"):
+        train.import_deepxde(importer)
+    assert train._default_device() == torch.device("cpu") and torch.empty(1).device.type == "cpu"
+
+
+def test_deepxde_import_restores_a_default_device_the_user_had_set(monkeypatch, cpu_default_device):
+    monkeypatch.setattr(train, "_DEEPXDE_DEVICE", [])
+    torch.set_default_device("meta")  # the user's choice before the benchmark imports DeepXDE
+    try:
+        _, device = train.import_deepxde(lambda: torch.set_default_device("cpu"))
+        assert device == torch.device("cpu") and torch.empty(1).device.type == "meta"
+    finally:
+        torch.set_default_device(None)
+
+
 def test_same_device_treats_an_index_free_device_as_the_current_one():
     assert train.same_device(torch.device("cpu"), "cpu")
     assert not train.same_device(torch.device("cpu"), torch.device("meta"))

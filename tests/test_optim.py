@@ -284,6 +284,19 @@ def test_changing_layerwise_on_existing_state_raises():
         optimizer.step()
 
 
+def test_default_choice_for_cuda_tensors_without_a_gpu():
+    """The CUDA branch of the default choice, on stand-ins that only carry a CUDA device (the
+    choice reads nothing else), so that CPU-only CI runs it too; TestCuda runs it on real tensors."""
+    from types import SimpleNamespace
+
+    params = [SimpleNamespace(device=torch.device("cuda"))]
+    assert default_implementation(params) == "fused"
+    assert default_implementation(params, layerwise=True) == "foreach"
+    assert default_implementation(params, eps_inside_sqrt=True) == "foreach"
+    mixed = params + [torch.zeros(2)]
+    assert default_implementation(mixed) == default_implementation([torch.zeros(2)])
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 class TestCuda:

@@ -190,21 +190,34 @@ def import_deepxde(importer: Callable[[], Any] | None = None) -> tuple[Any, torc
     DeepXDE's PyTorch backend calls ``torch.set_default_device("cuda")`` on import when a GPU is
     present. Left in place, that would make every later pinn-lam tensor default to CUDA (a seeded
     CPU generator then fails) and run every torch call of pinn-lam's cases through the device
-    mode's Python hook. So the default is restored here, and DeepXDE's own work runs inside
-    :func:`deepxde_scope`, which gives it exactly what its import set."""
+    mode's Python hook. So the default found before the import is restored here (as torch
+    reports it: a default of ``"cuda"`` comes back as ``"cuda:0"``), also when the import fails,
+    and DeepXDE's own work runs inside :func:`deepxde_scope`, which gives it what its import set.
+    If DeepXDE was imported before the first call, its device is taken to be the default then."""
     if importer is None:
         def importer() -> Any:
             import deepxde
 
             return deepxde
 
-    before = torch.get_default_device()
-    module = importer()
-    if not _DEEPXDE_DEVICE:
-        _DEEPXDE_DEVICE.append(torch.get_default_device())
-    if torch.get_default_device() != before:
-        torch.set_default_device(None if before.type == "cpu" else before)
+    before = _default_device()
+    try:
+        module = importer()
+        if not _DEEPXDE_DEVICE:
+            _DEEPXDE_DEVICE.append(_default_device())
+    finally:  # also when the import fails half-way (its backend set the device, a dependency is missing)
+        if _default_device() != before:
+            torch.set_default_device(None if before.type == "cpu" else before)
     return module, _DEEPXDE_DEVICE[0]
+
+
+def _default_device() -> torch.device:
+    """``torch.get_default_device()``, which some torch versions cannot answer once
+    ``torch.set_default_device(None)`` has cleared the default: then it is the CPU."""
+    try:
+        return torch.get_default_device()
+    except AttributeError:
+        return torch.device("cpu")
 
 
 def deepxde_scope(device: torch.device) -> Any:
