@@ -179,9 +179,10 @@ class LAM(Optimizer):
         return loss
 
 
-def default_implementation(params: list[Tensor], *, layerwise: bool = False,
-                           eps_inside_sqrt: bool = False) -> str:
-    """The path ``lam(foreach=None, fused=None)`` takes: ``"single"``, ``"foreach"`` or ``"fused"``.
+def default_implementation(params: list[Tensor], *, layerwise: bool = False, eps_inside_sqrt: bool = False,
+                           fused: bool | None = None) -> str:
+    """The path ``lam(foreach=None, fused=fused)`` takes: ``"single"``, ``"foreach"`` or ``"fused"``
+    (``fused=False`` rules the fused path out and keeps the rest of the choice).
 
     Measured on CPU (``pinn-lam bench optimizer``, docs/lam.md): the foreach kernels allocate
     fresh intermediates every step and several passes over memory; the fused paths make one pass
@@ -193,10 +194,13 @@ def default_implementation(params: list[Tensor], *, layerwise: bool = False,
     """
     if not params:
         return "single"
-    if all(p.device.type == "cuda" for p in params):
-        fusable = not layerwise and fused_supported(params, eps_inside_sqrt=eps_inside_sqrt)
-        return "fused" if fusable else "foreach"
-    return "fused" if fused_supported(params, layerwise=layerwise, eps_inside_sqrt=eps_inside_sqrt) else "single"
+    cuda = all(p.device.type == "cuda" for p in params)
+    if fused is not False:
+        fusable = (not layerwise and fused_supported(params, eps_inside_sqrt=eps_inside_sqrt) if cuda
+                   else fused_supported(params, layerwise=layerwise, eps_inside_sqrt=eps_inside_sqrt))
+        if fusable:
+            return "fused"
+    return "foreach" if cuda else "single"
 
 
 def lam(params: list[Tensor], grads: list[Tensor], square_avgs: list[Tensor], state_steps: list[Tensor],
@@ -214,9 +218,7 @@ def lam(params: list[Tensor], grads: list[Tensor], square_avgs: list[Tensor], st
     elif foreach is not None:
         path = "foreach" if foreach else "single"
     else:
-        path = default_implementation(params, layerwise=layerwise, eps_inside_sqrt=eps_inside_sqrt)
-        if path == "fused" and fused is False:  # the rest of the default choice
-            path = "foreach" if all(p.device.type == "cuda" for p in params) else "single"
+        path = default_implementation(params, layerwise=layerwise, eps_inside_sqrt=eps_inside_sqrt, fused=fused)
     kwargs = dict(lr=lr, beta=beta, eps=eps, weight_decay=weight_decay, bias_correction=bias_correction,
                   maximize=maximize)
     if path == "fused" and layerwise:

@@ -295,6 +295,9 @@ def test_default_choice_for_cuda_tensors_without_a_gpu():
     assert default_implementation(params, eps_inside_sqrt=True) == "foreach"
     mixed = params + [torch.zeros(2)]
     assert default_implementation(mixed) == default_implementation([torch.zeros(2)])
+    # fused=False keeps the rest of the choice: foreach on CUDA, the for-loop on CPU
+    assert default_implementation(params, fused=False) == "foreach"
+    assert default_implementation([torch.zeros(2)], fused=False) == "single"
 
 
 @pytest.mark.cuda
