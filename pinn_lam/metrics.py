@@ -32,13 +32,17 @@ def _pair(prediction, reference) -> tuple[np.ndarray, np.ndarray]:
     return u, v
 
 
-def relative_l2_error(prediction, reference) -> float:
-    r""":math:`\|u - v\|_2 / \|v\|_2`; ``ValueError`` if the reference is identically zero."""
-    u, v = _pair(prediction, reference)
+def _reference_norm(v: np.ndarray) -> float:
     norm = _norm(v)
     if norm == 0.0:
         raise ValueError("relative error is undefined: the reference is zero everywhere")
-    return _norm(u - v) / norm
+    return norm
+
+
+def relative_l2_error(prediction, reference) -> float:
+    r""":math:`\|u - v\|_2 / \|v\|_2`; ``ValueError`` if the reference is identically zero."""
+    u, v = _pair(prediction, reference)
+    return _norm(u - v) / _reference_norm(v)
 
 
 def max_abs_error(prediction, reference) -> float:
@@ -62,9 +66,7 @@ class RelativeL2:
                              f"got shape {self.points.shape}")
         if self.reference.size == 0:
             raise ValueError("cannot compute an error on zero points")
-        self.norm = _norm(self.reference)
-        if self.norm == 0.0:
-            raise ValueError("relative error is undefined: the reference is zero everywhere")
+        self.norm = _reference_norm(self.reference)
         self._cache: dict[Any, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def __call__(self, model: torch.nn.Module) -> float:
