@@ -12,12 +12,14 @@
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$(realpath -m "${OUT:-$ROOT/runs/gpu}")   # a relative OUT is taken from where the script is called
-mkdir -p "$OUT"
 cd "$ROOT"
 BUDGET=${GPU_CHECK_BUDGET:-450}
 DEVICE=${GPU_CHECK_DEVICE:-cuda}   # cpu: a dry run of the script itself on a machine without a GPU
 ONLY=${GPU_CHECK_ONLY:-.}          # a regular expression: run only the steps whose names match
 PY=${PYTHON:-python3}
+[[ $BUDGET =~ ^[1-9][0-9]*$ ]] || { echo "gpu_check.sh: GPU_CHECK_BUDGET must be a positive number of seconds, got '$BUDGET'" >&2; exit 2; }
+[[ $DEVICE == cuda || $DEVICE == cpu ]] || { echo "gpu_check.sh: GPU_CHECK_DEVICE must be cuda or cpu, got '$DEVICE'" >&2; exit 2; }
+mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 START=$SECONDS
 
