@@ -6,12 +6,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .models import MLP
-from .optim import LAM, lam
-from .problem import Condition, HardConstraint, Problem, Reference
-# `solve` is both a submodule and the function it defines: importing the function here, after the
-# submodule, keeps `pinn_lam.solve` the function however the submodule is imported later
-from .solve import Result, solve
+from pinn_lam.nn.mlp import MLP
+from pinn_lam.optim.lam import LAM, lam
+from pinn_lam.pde.problem import Condition, HardConstraint, Problem, Reference
+from pinn_lam.training.solve import Result, solve
 
 __all__ = ["LAM", "MLP", "Condition", "HardConstraint", "Problem", "Reference", "Result", "lam", "solve",
            "__version__"]

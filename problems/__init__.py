@@ -1,17 +1,17 @@
 """The PDE problem library: ``get(name, **params)`` and ``available()``.
 
-Every problem module has the same shape (see ``pinn_lam.problem.Problem``); adding a problem
+Every problem module has the same shape (see ``pinn_lam.pde.problem.Problem``); adding a problem
 means copying one module and adding it to ``_REGISTRY``.
 """
 from __future__ import annotations
 
 import inspect
 
-from pinn_lam.problem import Problem
+from pinn_lam.pde.problem import Problem
 
-from .burgers import Burgers
-from .heat import Heat
-from .poisson import Poisson
+from problems.burgers import Burgers
+from problems.heat import Heat
+from problems.poisson import Poisson
 
 _REGISTRY: dict[str, type[Problem]] = {cls.name: cls for cls in (Burgers, Heat, Poisson)}
 

@@ -39,11 +39,11 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-from pinn_lam import fd
-from pinn_lam.cache import cached_reference
-from pinn_lam.problem import Condition, HardConstraint, Problem, Reference, UnitSampler, dirichlet
+from pinn_lam.pde import fd
+from pinn_lam.pde.cache import cached_reference
+from pinn_lam.pde.problem import Condition, HardConstraint, Problem, Reference, UnitSampler, dirichlet
 
-from ._validate import check_positive
+from problems._validate import check_positive
 
 #: bump when the reference solver changes, so old cache entries are not reused
 VERSION = "mol-sinh-fd6-2"

@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pinn_lam import fd
-from pinn_lam.cache import cached_reference
-from pinn_lam.problem import Condition, HardConstraint, Problem, Reference, UnitSampler, dirichlet
+from pinn_lam.pde import fd
+from pinn_lam.pde.cache import cached_reference
+from pinn_lam.pde.problem import Condition, HardConstraint, Problem, Reference, UnitSampler, dirichlet
 
-from ._validate import check_amplitude, check_mode_number, check_positive, check_resolution, refined_intervals
+from problems._validate import check_amplitude, check_mode_number, check_positive, check_resolution, refined_intervals
 
 #: bump when the reference solver changes, so old cache entries are not reused
 VERSION = "cn-2"

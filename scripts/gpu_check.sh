@@ -70,7 +70,7 @@ step bench-optimizer-small 40 $PY -m pinn_lam bench optimizer --device $DEVICE -
 # the command line on CUDA end to end, and its checkpoint restored on the CPU
 step solve-heat 60 bash -c "$PY -m pinn_lam solve heat --preset quick --device $DEVICE --no-progress \
     --output runs/gpu-heat && cp runs/gpu-heat/metrics.json \"$OUT/solve_heat_metrics.json\" && $PY -c '
-from pinn_lam.checkpoint import load_checkpoint
+from pinn_lam.training.checkpoint import load_checkpoint
 state = load_checkpoint(\"runs/gpu-heat/checkpoint.pt\")
 devices = {t.device.type for t in state[\"model\"].values()}
 print(\"checkpoint written on CUDA, loaded on the CPU: model tensors on\", devices)

@@ -19,7 +19,7 @@ def test_measure_times_both_optimizers_and_prints_the_table(capsys):
 def test_bad_options_are_one_line_errors_before_any_timing(capsys):
     import pytest
 
-    from pinn_lam.cli import main
+    from pinn_lam.cli.main import main
 
     for option, value in (("--rounds", "0"), ("--iterations", "0"), ("--points", "0"), ("--fill", "-1"),
                           ("--threads", "0")):

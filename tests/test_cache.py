@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pinn_lam import cache
+from pinn_lam.pde import cache
 from problems import Heat
 
 

@@ -4,8 +4,8 @@ import os
 import pytest
 import torch
 
-from pinn_lam.checkpoint import load_checkpoint, save_checkpoint
-from pinn_lam.solve import solve
+from pinn_lam.training.checkpoint import load_checkpoint, save_checkpoint
+from pinn_lam.training.solve import solve
 
 TINY = dict(width=10, depth=2, n_collocation=128, n_boundary=16, eval_every=10, figure=False,
             reference_resolution=(32, 32), device="cpu", dtype="float64", params={"modes": [[1, 1.0]]})

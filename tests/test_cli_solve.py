@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pinn_lam.cli import main
+from pinn_lam.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--iterations", "30,20", "--points", "256", "--width", "12", "--depth", "2", "--no-progress",
@@ -64,7 +64,7 @@ def test_bad_options_give_one_line_errors(args, message, capsys, tmp_path):
 
 
 def test_config_file_sets_defaults_and_the_command_line_overrides_them(tmp_path, monkeypatch):
-    from pinn_lam.commands import solve as command
+    from pinn_lam.cli import solve as command
 
     config = tmp_path / "run.toml"
     config.write_text('optimizer = "adam"\niterations = 7\nwidth = 9\n[param]\nalpha = 0.2\n')
@@ -89,7 +89,7 @@ def test_list_names_problems_and_optimizers(capsys):
 
 
 def test_param_values_take_arithmetic_with_pi_like_the_other_commands():
-    from pinn_lam.commands.params import param
+    from pinn_lam.cli.params import param
 
     name, value = param("nu=0.01/pi")
     assert name == "nu" and value == pytest.approx(0.01 / math.pi)
@@ -97,7 +97,7 @@ def test_param_values_take_arithmetic_with_pi_like_the_other_commands():
 
 
 def test_preset_option_names_any_preset_and_conflicts_with_quick(tmp_path):
-    from pinn_lam.commands import solve as command
+    from pinn_lam.cli import solve as command
 
     parser = __import__("argparse").ArgumentParser()
     command.add_arguments(parser)

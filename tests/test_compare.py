@@ -10,10 +10,10 @@ import os
 
 import pytest
 
-from pinn_lam.compare import (RunSpec, correct_history_times, load_result, plan, resolve_label, result_path,
+from pinn_lam.studies.compare import (RunSpec, correct_history_times, load_result, plan, resolve_label, result_path,
                               run_comparison)
-from pinn_lam import presets
-from pinn_lam.results_table import COLUMNS, summarize, time_to
+from pinn_lam.training import presets
+from pinn_lam.studies.tables import COLUMNS, summarize, time_to
 
 
 #: the learning rate a run gets when none is given (the preset's, shared by every problem)
@@ -130,7 +130,7 @@ def test_summary_medians_and_time_to_thresholds_by_hand():
 
 @pytest.mark.slow
 def test_tiny_comparison_end_to_end_writes_figures_and_tables_and_resumes(tmp_path, capsys):
-    from pinn_lam.commands import compare
+    from pinn_lam.cli import compare
 
     parser = argparse.ArgumentParser()
     compare.add_arguments(parser)
@@ -163,7 +163,7 @@ def test_tiny_comparison_end_to_end_writes_figures_and_tables_and_resumes(tmp_pa
 
 @pytest.mark.slow
 def test_figures_quick_form_makes_every_figure_and_the_results_table(tmp_path):
-    from pinn_lam.paper_figures import QUICK, make_all
+    from pinn_lam.studies.paper_figures import QUICK, make_all
 
     # the full set has every problem and the suite; one problem keeps this test short
     budget = dataclasses.replace(QUICK, optimizers=("lam", "adam"), compare_seeds=1, compare_iterations=4,
@@ -180,7 +180,7 @@ def test_figures_quick_form_makes_every_figure_and_the_results_table(tmp_path):
 
 
 def test_parameter_values_parse_numbers_tuples_and_pi():
-    from pinn_lam.commands.compare import parse_params
+    from pinn_lam.cli.compare import parse_params
 
     params = parse_params(["nu=0.01/pi", "modes=((1, 1.0), (8, 0.5))", "alpha=2e-1", "name=abc"])
     assert params["nu"] == pytest.approx(0.01 / math.pi)

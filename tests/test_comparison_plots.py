@@ -9,9 +9,9 @@ import pytest
 
 matplotlib.use("Agg")
 
-from pinn_lam.comparison_plots import (band, convergence_figure, lr_sensitivity_figure,  # noqa: E402
+from pinn_lam.plots.comparison import (band, convergence_figure, lr_sensitivity_figure,  # noqa: E402
                                        stiffness_figure)
-from pinn_lam.style import COLUMN_WIDTH, optimizer_style, paper_style, save_figure  # noqa: E402
+from pinn_lam.plots.style import COLUMN_WIDTH, optimizer_style, paper_style, save_figure  # noqa: E402
 
 
 def synthetic(label: str, seed: int, rate: float, *, lr=None, status="ok", iterations=200):

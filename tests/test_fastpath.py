@@ -5,11 +5,11 @@ import pytest
 import torch
 from torch import nn
 
-from pinn_lam import fastpath
-from pinn_lam.losses import PINNLoss
-from pinn_lam.models import ACTIVATIONS, MLP
-from pinn_lam.operators import derivatives as autograd_derivatives
-from pinn_lam.problem import HardConstraint
+from pinn_lam.nn import fastpath
+from pinn_lam.training.loss import PINNLoss
+from pinn_lam.nn.mlp import ACTIVATIONS, MLP
+from pinn_lam.pde.operators import derivatives as autograd_derivatives
+from pinn_lam.pde.problem import HardConstraint
 from problems import Burgers, Heat, Poisson
 
 VARIABLES = ("x", "t")

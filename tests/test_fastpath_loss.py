@@ -8,10 +8,10 @@ import sys
 import pytest
 import torch
 
-from pinn_lam import fastpath
-from pinn_lam.losses import PINNLoss
+from pinn_lam.nn import fastpath
+from pinn_lam.training.loss import PINNLoss
 from pinn_lam.machine import tune_malloc
-from pinn_lam.problem import Condition, dirichlet
+from pinn_lam.pde.problem import Condition, dirichlet
 from problems import Burgers, Heat
 from test_fastpath import CONSTRAINT, VARIABLES, nested, network, parameter_gradients, points
 

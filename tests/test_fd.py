@@ -4,7 +4,7 @@ import pytest
 import scipy.sparse as sp
 from scipy.linalg import expm
 
-from pinn_lam import fd
+from pinn_lam.pde import fd
 
 
 def test_laplacian_1d_has_the_known_eigenvalues_of_sine_modes():

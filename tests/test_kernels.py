@@ -7,8 +7,9 @@ import warnings
 import pytest
 import torch
 
-from pinn_lam import fastpath, kernels
-from pinn_lam.models import MLP
+from pinn_lam.nn import fastpath
+from pinn_lam.nn import kernels
+from pinn_lam.nn.mlp import MLP
 
 pytestmark = pytest.mark.skipif(not kernels.available(), reason="no C++ compiler to build the kernels")
 
@@ -120,8 +121,8 @@ def test_a_fresh_build_in_an_empty_cache_loads(monkeypatch, tmp_path):
 
 
 def test_the_trainer_builds_the_kernels_before_its_clock_starts(monkeypatch, tmp_path):
-    from pinn_lam.losses import PINNLoss
-    from pinn_lam.train import Phase, Trainer
+    from pinn_lam.training.loss import PINNLoss
+    from pinn_lam.training.trainer import Phase, Trainer
     from problems import Heat
 
     monkeypatch.setenv("PINN_LAM_CACHE", str(tmp_path))

@@ -1,4 +1,4 @@
-"""pinn_lam.lbfgs.LBFGS against PyTorch: its direction against a transcription of PyTorch's
+"""pinn_lam.optim.lbfgs.LBFGS against PyTorch: its direction against a transcription of PyTorch's
 two-loop recursion; whole runs against torch.optim.LBFGS (Rosenbrock, a small MLP; strong Wolfe
 and fixed steps; history rings that wrap); state dicts (a round trip resumes bit for bit, a state
 of PyTorch's class loads); complex and non-contiguous parameters; CUDA."""
@@ -9,7 +9,7 @@ import io
 import pytest
 import torch
 
-from pinn_lam.lbfgs import LBFGS, lbfgs_direction, make_lbfgs, push_pair
+from pinn_lam.optim.lbfgs import LBFGS, lbfgs_direction, make_lbfgs, push_pair
 
 #: chunks of 10 iterations, as the trainer runs them (see make_lbfgs), and its tolerances
 OPTIONS = {"max_iter": 10, "max_eval": 250, "tolerance_grad": 1e-9, "tolerance_change": 0.0}

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from pinn_lam.losses import PINNLoss, loss_terms
-from pinn_lam.models import MLP
+from pinn_lam.training.loss import PINNLoss, loss_terms
+from pinn_lam.nn.mlp import MLP
 from problems import Heat, Poisson
 
 
@@ -106,7 +106,7 @@ def test_bad_arguments_raise_value_errors():
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
 def test_one_node_mean_squares_match_square_mean_and_their_gradients(dtype):
-    from pinn_lam.losses import _MeanSquares
+    from pinn_lam.training.loss import _MeanSquares
 
     g = torch.Generator().manual_seed(0)
     xs = [torch.randn(n, 1, generator=g, dtype=torch.float64).to(dtype).requires_grad_(True) for n in (7, 3, 5)]

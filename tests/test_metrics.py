@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from pinn_lam.metrics import max_abs_error, relative_l2_error
+from pinn_lam.training.metrics import max_abs_error, relative_l2_error
 
 
 def test_relative_l2_error_by_hand():
@@ -33,9 +33,9 @@ def test_errors_reject_mismatched_or_degenerate_input():
 def test_model_error_on_its_device_equals_the_numpy_error_of_its_prediction():
     import torch
 
-    from pinn_lam.metrics import RelativeL2
-    from pinn_lam.models import MLP
-    from pinn_lam.solve import predict
+    from pinn_lam.training.metrics import RelativeL2
+    from pinn_lam.nn.mlp import MLP
+    from pinn_lam.training.solve import predict
 
     rng = np.random.default_rng(0)
     points, reference = rng.uniform(-1, 1, (500, 2)), rng.normal(size=500)

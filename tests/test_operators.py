@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from pinn_lam import operators
+from pinn_lam.pde import operators
 
 
 def _points(n=64, d=2, seed=0):

@@ -9,8 +9,9 @@ import math
 import pytest
 import torch
 
-from pinn_lam import LAM, lam, optim
-from pinn_lam.optim import default_implementation
+from pinn_lam import LAM, lam
+from pinn_lam.optim import lam as optim
+from pinn_lam.optim.lam import default_implementation
 
 #: every implementation, as LAM keyword arguments (``None``: the default for the device)
 PATHS = {"single": dict(foreach=False), "foreach": dict(foreach=True), "fused": dict(fused=True), "default": {}}

@@ -7,7 +7,7 @@ import sys
 def test_public_names_are_the_functions_and_classes_not_submodules():
     import pinn_lam
 
-    importlib.import_module("pinn_lam.solve")  # importing the submodule must not shadow the function
+    importlib.import_module("pinn_lam.training.solve")  # importing the submodule must not shadow the function
     from pinn_lam import LAM, solve
 
     assert callable(solve) and solve.__name__ == "solve"
@@ -17,6 +17,6 @@ def test_public_names_are_the_functions_and_classes_not_submodules():
 
 
 def test_from_import_of_solve_in_a_fresh_interpreter():
-    code = "from pinn_lam import solve; import pinn_lam.solve; from pinn_lam import solve as s; print(callable(s))"
+    code = "from pinn_lam import solve; import pinn_lam.training.solve; from pinn_lam import solve as s; print(callable(s))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"

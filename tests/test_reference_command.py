@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from pinn_lam.commands import reference
-from pinn_lam.commands.params import parse_value
+from pinn_lam.cli import reference
+from pinn_lam.cli.params import parse_value
 
 
 def _parse(argv):

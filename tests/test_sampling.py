@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy.stats import qmc
 
-from pinn_lam.sampling import (METHODS, PointSampler, box_points, residual_adaptive_points, unit_points,
+from pinn_lam.training.sampling import (METHODS, PointSampler, box_points, residual_adaptive_points, unit_points,
                                unit_sampler)
 from problems import Heat
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pinn_lam.errors import NonFiniteLossError
-from pinn_lam.solve import solve
+from pinn_lam.training.solve import solve
 from problems import Heat
 
 SMALL = dict(width=20, depth=3, n_collocation=512, n_boundary=64, optimizer="lam+lbfgs", lr=1e-2,
@@ -67,7 +67,7 @@ def test_soft_constraints_log_every_condition_term():
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
-    from pinn_lam.checkpoint import load_checkpoint
+    from pinn_lam.training.checkpoint import load_checkpoint
 
     class Exploding(Heat):
         """Heat whose residual turns NaN on the 13th evaluation."""
@@ -111,7 +111,7 @@ def test_bad_options_raise_value_errors_before_training(kwargs, match):
 
 
 def test_presets_layer_problem_defaults_preset_and_explicit_options():
-    from pinn_lam import presets
+    from pinn_lam.training import presets
 
     burgers = presets.resolve("burgers")
     # the full defaults are an iteration budget (reproducible on any machine); only --quick has a time limit
@@ -126,8 +126,8 @@ def test_presets_layer_problem_defaults_preset_and_explicit_options():
 
 def test_sprint_preset_is_a_float32_iteration_budget_layered_on_each_problem():
     import problems
-    from pinn_lam import presets
-    from pinn_lam.solve import configure
+    from pinn_lam.training import presets
+    from pinn_lam.training.solve import configure
 
     # an iteration budget only: a seed gives the same run on every machine
     for name in ("burgers", "heat", "poisson"):

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from pinn_lam.stiffness import StiffnessMonitor, gradient_norms, hessian_top_eigenvalue
+from pinn_lam.studies.stiffness import StiffnessMonitor, gradient_norms, hessian_top_eigenvalue
 
 
 def tiny_mlp(seed: int = 0) -> nn.Module:

@@ -2,12 +2,12 @@
 import pytest
 import torch
 
-from pinn_lam import lbfgs
+from pinn_lam.optim import lbfgs
 from pinn_lam.errors import NonFiniteLossError
-from pinn_lam.losses import PINNLoss
-from pinn_lam.models import MLP
-from pinn_lam.sampling import PointSampler
-from pinn_lam.train import Phase, Trainer, parse_phases, split_iterations
+from pinn_lam.training.loss import PINNLoss
+from pinn_lam.nn.mlp import MLP
+from pinn_lam.training.sampling import PointSampler
+from pinn_lam.training.trainer import Phase, Trainer, parse_phases, split_iterations
 from problems import Heat
 
 
@@ -188,7 +188,7 @@ def test_evaluation_and_checkpoints_follow_multiples_even_after_an_early_chunk_e
 
 
 def test_adam_uses_torchs_fused_kernel_and_follows_the_default_adams_iterates():
-    from pinn_lam.train import make_optimizer
+    from pinn_lam.training.trainer import make_optimizer
 
     def run(optimizer_of):
         torch.manual_seed(0)

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from pinn_lam.solve import _machine, solve
+    from pinn_lam.training.solve import _machine, solve
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)

@@ -1,5 +1,5 @@
 """``pinn-lam bench lbfgs`` (or ``python -m pinn_lam.benchmarks.lbfgs``): L-BFGS's own time per iteration, PyTorch's class against
-:class:`pinn_lam.lbfgs.LBFGS`, side by side in one process.
+:class:`pinn_lam.optim.lbfgs.LBFGS`, side by side in one process.
 
 The objective is a PINN loss (:func:`pinn_lam.benchmarks.train.pinn_lam_step`: Burgers, hard
 constraints, fast path, an MLP of ``--depth`` hidden layers of ``--width``), pre-trained with
@@ -26,10 +26,10 @@ from collections.abc import Callable
 
 import torch
 
-from ..lbfgs import CHUNK, DEFAULTS, make_lbfgs, set_chunk
-from ..machine import cpu_model, tune_malloc
+from pinn_lam.optim.lbfgs import CHUNK, DEFAULTS, make_lbfgs, set_chunk
+from pinn_lam.machine import cpu_model, tune_malloc
 
-HELP = "L-BFGS's own time per iteration (without the closure): torch.optim.LBFGS against pinn_lam.lbfgs.LBFGS"
+HELP = "L-BFGS's own time per iteration (without the closure): torch.optim.LBFGS against pinn_lam.optim.lbfgs.LBFGS"
 
 #: the optimizers compared, both with pinn-lam's options (history_size 50, strong Wolfe)
 FACTORIES: dict[str, Callable[[list[torch.Tensor]], torch.optim.LBFGS]] = {
@@ -49,7 +49,7 @@ def measure(points: int, *, width: int = 32, depth: int = 5, pretrain: int = 300
     """Overhead and closure milliseconds per L-BFGS iteration of each optimizer in :data:`FACTORIES`."""
     import problems
 
-    from .train import pinn_lam_step
+    from pinn_lam.benchmarks.train import pinn_lam_step
 
     device = device or torch.device("cpu")
     step, loss = pinn_lam_step(problems.get("burgers"), fast=True, optimizer="lam", device=device, dtype=dtype,

@@ -16,9 +16,9 @@ from collections.abc import Callable
 
 import torch
 
-from ..machine import cpu_model
+from pinn_lam.machine import cpu_model
 
-from ..optim import LAM, default_implementation
+from pinn_lam.optim.lam import LAM, default_implementation
 
 HELP = "time optimizer.step() of LAM (each path) against RMSprop and Adam on ~10 M float32 parameters"
 DESCRIPTION = ("Time optimizer.step() of LAM (single-tensor, foreach, fused, default, layer-wise) against "

@@ -3,7 +3,7 @@
 Step time: DeepXDE's own Burgers configuration (network 2-20-20-20-1 with tanh and Glorot-normal
 weights; 2540 collocation, 80 boundary and 160 initial points; soft constraints; learning rate
 1e-3) is built three ways in one process: pinn-lam's loss with nested autograd derivatives,
-pinn-lam's loss with the forward-mode fast path (:mod:`pinn_lam.fastpath`), and DeepXDE itself
+pinn-lam's loss with the forward-mode fast path (:mod:`pinn_lam.nn.fastpath`), and DeepXDE itself
 (PyTorch backend) when it is installed (``pip install 'pinn-lam[bench]'``). After a warm-up,
 each takes ``--iterations`` steps per round, round after round with the order rotated, so that a
 slow spell on a shared machine hits all of them alike. The table gives the median wall and CPU
@@ -11,7 +11,7 @@ slow spell on a shared machine hits all of them alike. The table gives the media
 DeepXDE's time is that of its ``Model.train`` loop, which also evaluates the loss twice per call
 (about 1% at 100 steps per call).
 
-Time to accuracy (``--accuracy``): :func:`pinn_lam.solve` with the problem's defaults, stopped
+Time to accuracy (``--accuracy``): :func:`pinn_lam.training.solve` with the problem's defaults, stopped
 by a callback once the relative L2 error against the problem's reference reaches each of
 ``--targets``; the seconds are the trainer's own clock (training plus its periodic error
 evaluation). ``--deepxde-recipe`` also runs DeepXDE's published Burgers recipe (Adam 15000
@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..machine import cpu_model
+from pinn_lam.machine import cpu_model
 
 HELP = "time a PINN training step (autograd, fast path, DeepXDE) and the time to reach a relative L2 error"
 DESCRIPTION = ("Time one PINN training step on DeepXDE's Burgers configuration (2-20-20-20-1 tanh, 2540 + 80 + 160 "
@@ -68,9 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--accuracy", action="store_true", help="also measure pinn-lam's time to --targets")
     parser.add_argument("--deepxde-recipe", action="store_true",
                         help="also measure DeepXDE's recipe (Adam 15000 + L-BFGS) to --targets (minutes)")
-    parser.add_argument("--preset", default=None, help="pinn_lam.solve preset for --accuracy (default: the problem's defaults)")
+    parser.add_argument("--preset", default=None, help="pinn_lam.training.solve preset for --accuracy (default: the problem's defaults)")
     parser.add_argument("--solve-option", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra pinn_lam.solve option for --accuracy, e.g. width=20 or iterations=[2000,3000] (repeatable)")
+                        help="extra pinn_lam.training.solve option for --accuracy, e.g. width=20 or iterations=[2000,3000] (repeatable)")
     parser.add_argument("--targets", type=float, nargs="+", default=[1e-2, 1e-3], help="relative L2 errors")
     parser.add_argument("--time-limit", type=float, default=600.0, help="seconds per accuracy run")
     parser.add_argument("--profile", type=int, default=0, metavar="STEPS",
@@ -149,9 +149,9 @@ def pinn_lam_step(problem, *, fast: bool, optimizer: str, device: torch.device, 
                   seed: int, compile_loss: bool = False, use_func: bool = False, width: int = WIDTH, depth: int = DEPTH,
                   points: int = N_DOMAIN, hard: bool = False) -> tuple[Callable[[], Any], Any]:
     """One training step of pinn-lam (DeepXDE's configuration by default), and its :class:`PINNLoss`."""
-    from ..losses import PINNLoss
-    from ..models import MLP
-    from ..train import make_optimizer
+    from pinn_lam.training.loss import PINNLoss
+    from pinn_lam.nn.mlp import MLP
+    from pinn_lam.training.trainer import make_optimizer
 
     rng = np.random.default_rng(seed)
     unit = lambda n, k: rng.random((n, k))  # the samplers' UnitSampler
@@ -361,8 +361,8 @@ def profile_steps(steps: Callable[[int], None], count: int, rows: int = 12) -> l
 
 def time_to_accuracy(problem, targets: list[float], *, fast: bool, time_limit: float, seed: int,
                      device: str | None, preset: str | None = None, **options: Any) -> dict[str, Any]:
-    """Seconds for :func:`pinn_lam.solve` (problem defaults, or ``preset``) to reach each target error."""
-    from ..solve import solve
+    """Seconds for :func:`pinn_lam.training.solve` (problem defaults, or ``preset``) to reach each target error."""
+    from pinn_lam.training.solve import solve
 
     reached: dict[str, float | None] = {f"{t:g}": None for t in targets}
 
@@ -388,7 +388,7 @@ def deepxde_time_to_accuracy(problem, targets: list[float], *, time_limit: float
     model = deepxde_model(problem.nu, seed)
     if model is None:
         return {}
-    from ..metrics import relative_l2_error
+    from pinn_lam.training.metrics import relative_l2_error
 
     dde, _ = import_deepxde()
 
@@ -428,7 +428,7 @@ def deepxde_time_to_accuracy(problem, targets: list[float], *, time_limit: float
 
 
 def machine() -> str:
-    from ..machine import tune_malloc
+    from pinn_lam.machine import tune_malloc
 
     malloc = "glibc malloc tuned" if tune_malloc() else "default malloc"
     return f"{cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads, {malloc}"
@@ -438,7 +438,7 @@ def run(args: argparse.Namespace) -> int:
     _check(args)
     solve_options(args.solve_option)  # fail early on a malformed option
     if args.preset is not None:  # and on an unknown preset, before minutes of timing
-        from ..presets import resolve
+        from pinn_lam.training.presets import resolve
 
         resolve(args.problem, args.preset)
     import problems
@@ -534,7 +534,7 @@ def run(args: argparse.Namespace) -> int:
         results["accuracy"] = {}
         for label, fast in (("pinn-lam fast path", True),):
             options = solve_options(args.solve_option)
-            print(f"\ntime to accuracy, {label}: pinn_lam.solve({args.problem!r}, preset={args.preset!r}, {options}) ...")
+            print(f"\ntime to accuracy, {label}: pinn_lam.training.solve({args.problem!r}, preset={args.preset!r}, {options}) ...")
             out = time_to_accuracy(args.problem, args.targets, fast=fast, time_limit=args.time_limit,
                                    seed=args.seed, device=args.device, preset=args.preset, **options)
             results["accuracy"][label] = out

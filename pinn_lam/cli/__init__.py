@@ -1,0 +1,1 @@
+"""The ``pinn-lam`` command line (:mod:`.main`); one module per subcommand."""

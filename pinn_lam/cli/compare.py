@@ -1,0 +1,126 @@
+"""``pinn-lam compare``: optimizers under one budget on a problem (or the stiff suite): figures and tables."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from pinn_lam.cli.params import parse_value
+
+HELP = "compare optimizers (LAM, Adam, RMSprop, L-BFGS, ...) on a problem or a suite: figures and tables"
+DESCRIPTION = """\
+Train every optimizer with every seed under the same budget (--iterations and/or --time-limit),
+in parallel worker processes, and write convergence figures (loss and error against iteration
+and wall time, median and min-max band over seeds), a stiffness figure (per-term gradient norms,
+the loss Hessian's top eigenvalue), optionally a learning-rate sensitivity figure (LAM against
+Adam, --lrs) and LAM's variants (--variants), plus results.csv and results.md.
+Each run is saved as it finishes: run the same command again to resume a killed comparison."""
+
+def parse_params(items: list[str] | None) -> dict[str, Any]:
+    params = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--param takes KEY=VALUE (e.g. nu=0.01/pi), got {item!r}")
+        params[key.strip()] = parse_value(value)
+    return params
+
+
+def parse_list(text: str | None, kind=str, what: str = "value") -> list:
+    if text is None or not text.strip():
+        return []
+    try:
+        return [kind(part.strip()) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"cannot read {what} list {text!r}; give comma-separated values") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("problem", nargs="?", help="problem to compare on (burgers, heat, poisson); omit with --suite")
+    parser.add_argument("--suite", help="run every case of a suite instead (available: stiff)")
+    parser.add_argument("--optimizers", default="lam,adam,rmsprop,lbfgs",
+                        help="comma-separated optimizers or variants (lam, lam-bc, lam-layerwise, adam, rmsprop, "
+                             "sgd, lbfgs, or phases like lam+lbfgs)")
+    parser.add_argument("--seeds", type=int, default=3, help="number of seeds per optimizer (0, 1, ...)")
+    parser.add_argument("--iterations", type=int, help="iteration budget of every run (unset: the problem's default budget)")
+    parser.add_argument("--time-limit", type=float, metavar="SECONDS",
+                        help="wall-time budget of every run in training seconds (alone: iterations unbounded)")
+    parser.add_argument("--param", action="append", metavar="KEY=VALUE",
+                        help="problem parameter, repeatable, e.g. --param nu=0.001 or --param nu=0.01/pi")
+    parser.add_argument("--lrs", metavar="LR,LR,...",
+                        help="learning-rate grid for the sensitivity study of LAM against Adam, e.g. 1e-4,1e-3,1e-2")
+    parser.add_argument("--variants", action="store_true", help="also compare LAM's variants (bias correction, layer-wise)")
+    parser.add_argument("--output", help="output folder (unset: runs/compare/<problem or suite>)")
+    parser.add_argument("--workers", type=int, help="parallel worker processes (unset: min(cores, runs))")
+    parser.add_argument("--no-resume", action="store_true", help="rerun runs already finished in the output folder")
+    parser.add_argument("--no-warm-up", action="store_true",
+                        help="skip the short untimed run per optimizer with which each worker starts "
+                             "(the first timed run of a worker then pays one-off start-up costs)")
+    parser.add_argument("--preset", help="training preset of every run (quick)")
+    parser.add_argument("--eval-every", type=int, help="iterations between error evaluations")
+    parser.add_argument("--dtype", choices=("float32", "float64"), help="floating-point type of every run")
+    parser.add_argument("--width", type=int, help="network width")
+    parser.add_argument("--depth", type=int, help="network depth (hidden layers)")
+    parser.add_argument("--n-collocation", type=int, help="number of collocation points")
+    parser.add_argument("--device", help="device of every run (cpu, cuda, cuda:N)")
+    parser.add_argument("--soft-constraints", action="store_true",
+                        help="keep initial/boundary conditions as loss terms instead of hard constraints "
+                             "(the stiffness figure then shows how the terms' gradients compare)")
+    parser.add_argument("--no-stiffness", action="store_true",
+                        help="skip the stiffness diagnostics (gradient norms, Hessian eigenvalue)")
+    parser.add_argument("--hessian-points", type=int, default=3,
+                        help="Hessian largest-eigenvalue estimates during training (first seed; one more at the end; 0: none)")
+
+
+def plans_from_args(args: argparse.Namespace):
+    """The comparison plans the options ask for (one per problem instance)."""
+    from pinn_lam.studies import suites
+    from pinn_lam.studies.compare import plan
+
+    if (args.problem is None) == (args.suite is None):
+        raise ValueError("give a problem (burgers, heat, poisson) or --suite NAME, not both")
+    params = parse_params(args.param)
+    if args.suite and params:
+        raise ValueError("--param cannot be combined with --suite (each case sets its own parameters)")
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be a positive count, got {args.seeds}")
+    if args.hessian_points < 0:
+        raise ValueError(f"--hessian-points must be >= 0, got {args.hessian_points}")
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be a positive integer, got {args.workers}")
+    cases = suites.get(args.suite) if args.suite else [suites.Case(args.problem, args.problem, tuple(params.items()))]
+    solve_options = {k: getattr(args, k) for k in ("dtype", "width", "depth", "n_collocation", "device")
+                     if getattr(args, k) is not None}
+    if args.soft_constraints:
+        solve_options["hard_constraints"] = False
+    return [plan(case.problem, optimizers=parse_list(args.optimizers, what="optimizer"), seeds=args.seeds,
+                 iterations=args.iterations, time_limit=args.time_limit, params=case.parameters,
+                 lrs=parse_list(args.lrs, float, "learning-rate"), variants=args.variants, case=case.name,
+                 preset=args.preset, eval_every=args.eval_every, stiffness=not args.no_stiffness,
+                 hessian_points=args.hessian_points, solve_options=solve_options) for case in cases]
+
+
+def run(args: argparse.Namespace) -> int:
+    from pinn_lam.studies.compare import run_comparison
+    from pinn_lam.studies.report import write_report, write_tables
+    from pinn_lam.studies.tables import machine_description
+
+    plans = plans_from_args(args)
+    output = Path(args.output or Path("runs") / "compare" / (args.suite or args.problem))
+    specs = [spec for p in plans for spec in p.runs]
+    print(f"pinn-lam compare: {len(specs)} runs into {output}")
+    results = run_comparison(specs, output, workers=args.workers, resume=not args.no_resume,
+                             warm=not args.no_warm_up)
+    records = {r["key"]: r for r in results}
+    machine = machine_description()
+    written = []
+    for p in plans:
+        written += write_report(p, records, output / p.case if args.suite else output, machine=machine)
+    if args.suite:
+        written += write_tables(results, output, title=f"suite {args.suite}: optimizer comparison", machine=machine)
+    print((output / "results.md").read_text())
+    print("wrote: " + ", ".join(str(p) for p in written if p.suffix != ".pdf"))
+    failed = [r for r in results if r.get("status") != "ok"]
+    if failed:
+        print(f"{len(failed)} run(s) failed (diverged or refused); they are counted in the tables")
+    return 0

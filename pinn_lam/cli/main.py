@@ -1,0 +1,60 @@
+"""The ``pinn-lam`` command line: argument parsing and output only.
+
+Each subcommand lives in ``pinn_lam/cli/<name>.py`` and defines ``HELP`` (one line),
+``add_arguments(parser)`` and ``run(args) -> int``. Errors a user can fix (bad options,
+unreadable files, a diverged run) end with one line on stderr and a non-zero exit code.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from pinn_lam.errors import PinnLamError
+
+#: subcommands in the order ``--help`` lists them
+COMMANDS = ("solve", "list", "reference", "compare", "figures", "bench")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pinn-lam",
+        description="Solve PDEs with physics-informed neural networks trained by LAM, "
+                    "compare optimizers, and make figures.",
+        epilog="Run 'pinn-lam COMMAND --help' for the options of a command.",
+    )
+    from pinn_lam import __version__
+
+    parser.add_argument("--version", action="version", version=f"pinn-lam {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"pinn_lam.cli.{name}")
+        command = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP),
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        module.add_arguments(command)
+        command.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "_run", None) is None:
+        parser.print_help()
+        return 2
+    from pinn_lam.machine import tune_malloc
+
+    tune_malloc()  # every command trains or times training steps: keep freed memory for reuse
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print("pinn-lam: interrupted", file=sys.stderr)
+        return 130
+    except (PinnLamError, ValueError, OSError, KeyError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"pinn-lam {args.command}: error: {message}", file=sys.stderr)
+        return 1 if isinstance(error, PinnLamError) else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

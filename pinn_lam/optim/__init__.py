@@ -1,0 +1,3 @@
+"""Optimizers: LAM (:mod:`.lam`, with its fused and foreach paths in :mod:`.lam_fast`), L-BFGS
+with stop diagnosis (:mod:`.lbfgs`), and one table of every optimizer a run can use
+(:mod:`.registry`)."""

@@ -1,0 +1,1 @@
+"""Figures: the shared paper style, solution figures and comparison figures."""
