@@ -188,7 +188,7 @@ def test_evaluation_and_checkpoints_follow_multiples_even_after_an_early_chunk_e
 
 
 def test_adam_uses_torchs_fused_kernel_and_follows_the_default_adams_iterates():
-    from pinn_lam.training.trainer import make_optimizer
+    from pinn_lam.optim.registry import make_optimizer
 
     def run(optimizer_of):
         torch.manual_seed(0)

@@ -151,7 +151,7 @@ def pinn_lam_step(problem, *, fast: bool, optimizer: str, device: torch.device, 
     """One training step of pinn-lam (DeepXDE's configuration by default), and its :class:`PINNLoss`."""
     from pinn_lam.training.loss import PINNLoss
     from pinn_lam.nn.mlp import MLP
-    from pinn_lam.training.trainer import make_optimizer
+    from pinn_lam.optim.registry import make_optimizer
 
     rng = np.random.default_rng(seed)
     unit = lambda n, k: rng.random((n, k))  # the samplers' UnitSampler

@@ -15,7 +15,7 @@ def run(args: argparse.Namespace) -> int:
     from pinn_lam.cli.reference import EQUATIONS
     from pinn_lam.training.presets import PRESETS
     from pinn_lam.training.sampling import METHODS
-    from pinn_lam.training.trainer import OPTIMIZERS
+    from pinn_lam.optim.registry import REGISTRY as OPTIMIZERS
 
     print("problems (pinn-lam solve PROBLEM):")
     for name in problems.available():
@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {name:<10} {summary}")
         print(f"  {'':<10} parameters: {', '.join(f'{k}={v}' for k, v in problem.parameters().items())}")
     print("optimizers (--optimizer NAME, or phases such as lam+lbfgs):")
-    for name, text in OPTIMIZERS.items():
+    for name, text in ((n, info.description) for n, info in OPTIMIZERS.items()):
         print(f"  {name:<10} {text}")
     print("samplers (--sampler NAME):")
     for name, text in METHODS.items():

@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from pinn_lam.nn.mlp import ACTIVATIONS
     from pinn_lam.training.presets import PRESETS
     from pinn_lam.training.sampling import METHODS
-    from pinn_lam.training.trainer import OPTIMIZERS
+    from pinn_lam.optim.registry import REGISTRY as OPTIMIZERS
 
     # SUPPRESS: unset options stay absent, so the problem's defaults (named in each help) apply
     hide = argparse.SUPPRESS

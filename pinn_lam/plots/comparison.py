@@ -16,14 +16,9 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from pinn_lam.optim.registry import display_name
 from pinn_lam.plots.style import COLUMN_WIDTH, optimizer_style
 
-#: legend names of optimizer labels
-DISPLAY_NAMES = {
-    "lam": "LAM", "lam-bc": "LAM, bias corr.", "lam-layerwise": "LAM, layer-wise", "adam": "Adam",
-    "rmsprop": "RMSprop", "sgd": "SGD", "lbfgs": "L-BFGS", "lam+lbfgs": "LAM then L-BFGS",
-    "adam+lbfgs": "Adam then L-BFGS",
-}
 #: axis labels of history columns
 AXIS_LABELS = {
     "iteration": "iteration", "time": "wall time [s]", "loss": "training loss",
@@ -31,10 +26,6 @@ AXIS_LABELS = {
 }
 #: line styles of loss terms in the stiffness figure
 TERM_STYLES = {"pde": "-", "ic": "--", "bc": ":"}
-
-
-def display_name(label: str) -> str:
-    return DISPLAY_NAMES.get(label, label)
 
 
 def _by_label(records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

@@ -1,4 +1,5 @@
-"""One figure style for every plot: sized for a single journal column, one colour per optimizer.
+"""One figure style for every plot: sized for a single journal column, one colour per optimizer
+(each optimizer's colour is in its :mod:`pinn_lam.optim.registry` entry).
 
 Use ``with paper_style(): ...`` around figure creation and :func:`save_figure` to write the
 PNG and the vector PDF side by side.
@@ -14,23 +15,12 @@ COLUMN_WIDTH = 3.4
 #: full text width in inches
 TEXT_WIDTH = 7.0
 
-#: optimizer (or variant) name -> (colour, line style); the same in every figure
-OPTIMIZER_STYLES: dict[str, tuple[str, str]] = {
-    "lam": ("#d62728", "-"),
-    "lam-bc": ("#ff7f0e", "--"),
-    "lam-layerwise": ("#8c564b", "-."),
-    "adam": ("#1f77b4", "-"),
-    "rmsprop": ("#2ca02c", "-"),
-    "sgd": ("#7f7f7f", ":"),
-    "lbfgs": ("#9467bd", "-"),
-    "lam+lbfgs": ("#e377c2", "-"),
-    "adam+lbfgs": ("#17becf", "-"),
-}
-
-
 def optimizer_style(name: str) -> dict[str, str]:
-    """``color`` and ``linestyle`` keyword arguments for ``name`` (grey dashes if unknown)."""
-    color, linestyle = OPTIMIZER_STYLES.get(name.lower(), ("#bcbd22", "--"))
+    """``color`` and ``linestyle`` keyword arguments for an optimizer, variant or phase sequence
+    (from :mod:`pinn_lam.optim.registry`; grey dashes if unknown)."""
+    from pinn_lam.optim.registry import style
+
+    color, linestyle = style(name)
     return {"color": color, "linestyle": linestyle}
 
 

@@ -26,32 +26,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from pinn_lam.atomic import atomic_write
+from pinn_lam.optim import registry
+from pinn_lam.optim.registry import VARIANTS, resolve_label
 
-#: figure label -> (optimizer name for ``solve``, extra optimizer options)
-VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "lam": ("lam", {}),
-    "lam-bc": ("lam", {"bias_correction": True}),
-    "lam-layerwise": ("lam", {"layerwise": True}),
-}
-#: optimizers ``solve`` accepts by name; phases join them with "+" (e.g. "lam+lbfgs")
-OPTIMIZERS = ("lam", "adam", "rmsprop", "sgd", "lbfgs")
 #: optimizers of the learning-rate sensitivity study
 LR_STUDY = ("lam", "adam")
 #: iteration budget of a run limited by wall time only
 UNBOUNDED = 10 ** 9
-
-
-def resolve_label(label: str) -> tuple[str, dict[str, Any]]:
-    """``(optimizer, options)`` for a figure label: a variant of :data:`VARIANTS` or an optimizer
-    name (or phases like ``"lam+lbfgs"``) that ``solve`` accepts."""
-    key = label.strip().lower()
-    if key in VARIANTS:
-        name, options = VARIANTS[key]
-        return name, dict(options)
-    if key and all(part in OPTIMIZERS for part in key.split("+")):
-        return key, {}
-    raise ValueError(f"unknown optimizer {label!r}; choose from {', '.join(OPTIMIZERS + tuple(VARIANTS)[1:])} "
-                     "or phases such as lam+lbfgs")
 
 
 def _jsonable(value: Any) -> Any:
@@ -381,7 +362,7 @@ def plan(problem: str, *, optimizers: Sequence[str] = ("lam", "adam", "rmsprop",
                   stiffness_every=every, solve_options=tuple(sorted((solve_options or {}).items())))
 
     def spec(label: str, seed: int, lr: float | None, hessian: bool) -> RunSpec:
-        if lr is None and not all(part == "lbfgs" for part in resolve_label(label)[0].split("+")):
+        if lr is None and not all(registry.get(part).closure for part in resolve_label(label)[0].split("+")):
             lr = default_lr
         return RunSpec(label=label, seed=seed, lr=lr, hessian_at=hessian_at if hessian else (),
                        hessian_times=hessian_times if hessian else (), **common)
@@ -391,5 +372,5 @@ def plan(problem: str, *, optimizers: Sequence[str] = ("lam", "adam", "rmsprop",
     lr_runs = [by_run.get((label, float(lr), seed)) or spec(label, seed, float(lr), False)
                for label in LR_STUDY for lr in lrs for seed in seeds]
     variant_runs = [by_run.get((label, default_lr, seed)) or spec(label, seed, None, seed == seeds[0])
-                    for label in VARIANTS for seed in seeds] if variants else []
+                    for label in (("lam",) + tuple(VARIANTS)) for seed in seeds] if variants else []
     return Plan(case or problem, main, lr_runs, variant_runs)

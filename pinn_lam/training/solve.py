@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pinn_lam.optim import registry
 from pinn_lam.training import presets
 from pinn_lam.training.checkpoint import load_checkpoint
 from pinn_lam.training.loss import PINNLoss, loss_terms
@@ -220,8 +221,8 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
                              "pass the same settings")
 
     names = config["optimizer"].split("+")
-    phases = [Phase(name, n, None if name == "lbfgs" else config["lr"], opts) for name, n, opts
-              in zip(names, config["iterations"], _phase_options(names, config["optimizer_options"]))]
+    phases = [Phase(name, n, None if registry.get(name).closure else config["lr"], opts) for name, n, opts
+              in zip(names, config["iterations"], registry.split_options(names, config["optimizer_options"]))]
     model, point_sampler, loss = build(problem, config)
     reference = problem.reference(reference_resolution)
     grid_points, grid_values = reference.points(), np.asarray(reference.u, dtype=np.float64).reshape(-1)
@@ -271,28 +272,6 @@ def _check_writable(folder: Path) -> None:
             pass
     except OSError as error:
         raise OSError(f"cannot write to output folder {folder}: {error.strerror or error}") from None
-
-
-def _phase_options(phases: Sequence[str], options: dict[str, Any]) -> list[dict[str, Any]]:
-    """Split ``options`` over the phases by what each optimizer's constructor accepts."""
-    import inspect
-
-    from pinn_lam.optim import lbfgs
-
-    def accepted(name: str) -> set[str]:
-        if name == "lbfgs":
-            return set(inspect.signature(torch.optim.LBFGS).parameters) | set(lbfgs.DEFAULTS)
-        if name == "lam":
-            from pinn_lam.optim.lam import LAM as cls
-        else:
-            cls = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}[name]
-        return set(inspect.signature(cls).parameters)
-
-    keys = [accepted(name) - {"params", "lr", "max_iter", "max_eval"} for name in phases]
-    unused = sorted(k for k in options if not any(k in ks for ks in keys))
-    if unused:
-        raise ValueError(f"optimizer option(s) {', '.join(unused)} are not accepted by {'+'.join(phases)}")
-    return [{k: v for k, v in options.items() if k in ks} for ks in keys]
 
 
 def write_outputs(result: Result, out: Path, figure: bool = True) -> list[Path]:

@@ -34,33 +34,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from pinn_lam.optim import lbfgs
+from pinn_lam.optim import lbfgs, registry
+from pinn_lam.optim.registry import make_optimizer, parse_phases  # noqa: F401 (re-exported)
 from pinn_lam.training.checkpoint import save_checkpoint
 from pinn_lam.errors import NonFiniteLossError
 from pinn_lam.training.loss import PINNLoss
 from pinn_lam.machine import tune_malloc
 from pinn_lam.training.sampling import PointSampler
-
-#: optimizer name -> description
-OPTIMIZERS: dict[str, str] = {
-    "lam": "LAM, layer-wise adaptive moments (pinn_lam.optim.lam.LAM)",
-    "adam": "Adam (torch.optim.Adam)",
-    "rmsprop": "RMSprop (torch.optim.RMSprop)",
-    "sgd": "stochastic gradient descent (torch.optim.SGD)",
-    "lbfgs": "L-BFGS with strong-Wolfe line search (pinn_lam.optim.lbfgs.LBFGS), reports why it stops",
-}
-
-
-def parse_phases(optimizer: str | Sequence[str]) -> list[str]:
-    """``"lam+lbfgs"`` (or ``["lam", "lbfgs"]``) -> ``["lam", "lbfgs"]``, validated."""
-    names = optimizer.split("+") if isinstance(optimizer, str) else list(optimizer)
-    names = [str(n).strip().lower() for n in names]
-    bad = [n for n in names if n not in OPTIMIZERS]
-    if not names or bad:
-        raise ValueError(f"unknown optimizer {bad[0] if bad else optimizer!r}; choose from "
-                         f"{', '.join(OPTIMIZERS)}, or phases joined by '+' such as lam+lbfgs")
-    return names
-
 
 def split_iterations(iterations: int | Sequence[int], phases: Sequence[str]) -> list[int]:
     """Iterations per phase: a list is taken as is; an int is split evenly, remainder to the first."""
@@ -74,34 +54,6 @@ def split_iterations(iterations: int | Sequence[int], phases: Sequence[str]) -> 
     if any(n < 1 for n in counts):
         raise ValueError(f"iterations must be positive for every phase, got {counts} for {'+'.join(phases)}")
     return counts
-
-
-def make_optimizer(name: str, params: Sequence[Tensor], lr: float | None, options: dict[str, Any]):
-    """The optimizer ``name`` over ``params`` (``lr=None`` keeps the optimizer's default)."""
-    if lr is not None and not lr > 0:
-        raise ValueError(f"Invalid learning rate: {lr}")
-    if name == "lbfgs":
-        return lbfgs.make_lbfgs(params, **options)
-    if name == "lam":
-        from pinn_lam.optim.lam import LAM as cls
-    else:
-        cls = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}[name]
-    kwargs = dict(options)
-    if lr is not None:
-        kwargs["lr"] = lr
-    if name == "adam" and not {"fused", "foreach"} & set(kwargs) and _fused_adam_supported(params):
-        # torch's Adam takes its per-tensor for-loop on CPU by default; the fused kernel is the
-        # same algorithm in one pass, as LAM's default is, so that wall-time comparisons compare
-        # the algorithms, not their implementations
-        kwargs["fused"] = True
-    return cls(params, **kwargs)
-
-
-def _fused_adam_supported(params: Sequence[Tensor]) -> bool:
-    from pinn_lam.optim.lam_fast import _FUSED_DEVICES, _FUSED_DTYPES
-
-    params = list(params)
-    return bool(params) and all(p.device.type in _FUSED_DEVICES and p.dtype in _FUSED_DTYPES for p in params)
 
 
 @dataclass
@@ -206,7 +158,7 @@ class Trainer:
 
     def _set_lr(self) -> None:
         phase = self.phases[self.phase_index]
-        if phase.optimizer == "lbfgs" or phase.lr is None:
+        if registry.get(phase.optimizer).closure or phase.lr is None:
             return
         lr = phase.lr * self.lr_decay ** (self.phase_iteration / phase.iterations)
         for group in self.optimizer.param_groups:
@@ -324,7 +276,7 @@ class Trainer:
                     self.events.append(f"{phase.optimizer}: budget spent after {self.phase_iteration} iterations")
                 self.phase_index, self.phase_iteration, self.optimizer = self.phase_index + 1, 0, None
                 continue
-            is_lbfgs = phase.optimizer == "lbfgs"
+            is_lbfgs = registry.get(phase.optimizer).closure
             if self.adaptive_every and self.iteration // self.adaptive_every > self.points_iteration // self.adaptive_every:
                 self._adapt_points()
                 if is_lbfgs:  # keep the curvature pairs (and the loss scale they are measured in)
@@ -386,7 +338,7 @@ class Trainer:
         self.adaptations += 1
 
     def _step(self, phase: Phase, scale: float, values: dict[str, float]) -> int:
-        if phase.optimizer != "lbfgs":
+        if not registry.get(phase.optimizer).closure:
             self._set_lr()
             self.optimizer.step()
             return 1
