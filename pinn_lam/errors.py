@@ -7,3 +7,8 @@ class PinnLamError(Exception):
 
 class NonFiniteLossError(PinnLamError):
     """Training produced a NaN or infinite loss; the message names the iteration and loss term."""
+
+
+class ProblemError(PinnLamError, ValueError):
+    """A problem definition is wrong; the message names the part at fault (an equation, a
+    condition, the reference, a data file) and what is allowed."""

@@ -16,7 +16,7 @@ error estimate is the relative L2 error against the exact solution on the refere
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,7 +24,10 @@ from torch import Tensor
 
 from pinn_lam.pde import fd
 from pinn_lam.pde.cache import cached_reference
-from pinn_lam.pde.problem import Condition, HardConstraint, Problem, Reference, UnitSampler, dirichlet
+from pinn_lam.pde.conditions import Dirichlet, InitialValue
+from pinn_lam.pde.domains import Box
+from pinn_lam.pde.fields import Fields
+from pinn_lam.pde.problem import HardConstraint, Problem, Reference
 
 from problems._validate import check_amplitude, check_mode_number, check_positive, check_resolution, refined_intervals
 
@@ -36,8 +39,8 @@ class Heat(Problem):
     """:math:`u_t = \\alpha u_{xx}` on :math:`[0,1]^2` with a sine-series initial condition."""
 
     name = "heat"
-    variables = ("x", "t")
-    derivatives = ("t", "xx")
+    equation = "u_t = alpha u_xx, x, t in [0,1], u(0,t) = u(1,t) = 0, u(x,0) = sum a_k sin(k pi x)"
+    domain = Box(x=(0.0, 1.0), t=(0.0, 1.0))
     #: relative L2 error the automatic resolution aims at (3x below the 1e-5 requirement)
     target_error = 3e-6
 
@@ -51,33 +54,22 @@ class Heat(Problem):
                 raise ValueError(f"each mode must be a (k, a_k) pair, got {mode!r}")
             checked.append((check_mode_number("k", mode[0]), check_amplitude("a_k", mode[1])))
         self.modes = tuple(checked)
-        self.bounds = ((0.0, 1.0), (0.0, 1.0))
 
     def parameters(self) -> dict[str, Any]:
         return {"alpha": self.alpha, "modes": [list(mode) for mode in self.modes]}
 
-    def pde(self, points: Tensor, u: Tensor, d: Mapping[str, Tensor]) -> Tensor:
-        return d["t"] - self.alpha * d["xx"]
+    def pde(self, d: Fields) -> Tensor:
+        return d["u_t"] - self.alpha * d["u_xx"]
 
     def initial(self, x: Tensor) -> Tensor:
         """:math:`u(x, 0) = \\sum_k a_k \\sin(k\\pi x)` for an ``(N, 1)`` tensor ``x``."""
         return sum(a * torch.sin(k * math.pi * x) for k, a in self.modes)
 
-    def conditions(self) -> dict[str, Condition]:
-        def sample_initial(n: int, unit: UnitSampler) -> np.ndarray:
-            return np.column_stack([unit(n, 1)[:, 0], np.zeros(n)])
+    def conditions(self):
+        return [InitialValue(lambda d: self.initial(d["x"])), Dirichlet(0.0)]
 
-        def sample_ends(n: int, unit: UnitSampler) -> np.ndarray:
-            draw = unit(n, 2)
-            return np.column_stack([(draw[:, 0] >= 0.5).astype(np.float64), draw[:, 1]])
-
-        return {
-            "ic": dirichlet("ic", sample_initial, lambda p: self.initial(p[:, :1])),
-            "bc": dirichlet("bc", sample_ends, lambda p: torch.zeros_like(p[:, :1])),
-        }
-
-    def exact_torch(self, points: Tensor) -> Tensor:
-        x, t = points[:, :1], points[:, 1:2]
+    def exact(self, d: Fields) -> Tensor:
+        x, t = d["x"], d["t"]
         return sum(a * torch.exp(-self.alpha * (k * math.pi) ** 2 * t) * torch.sin(k * math.pi * x)
                    for k, a in self.modes)
 
@@ -120,7 +112,7 @@ class Heat(Problem):
         u = np.zeros((nx + 1, len(t)))
         u[1:-1, :] = states.T
         mesh = np.stack(np.meshgrid(x, t, indexing="ij"), axis=-1).reshape(-1, 2)
-        exact = self.exact(mesh).reshape(u.shape)
+        exact = self.exact_values(mesh).reshape(u.shape)
         error = float(np.linalg.norm(u - exact) / np.linalg.norm(exact))
         method = f"Crank-Nicolson + 3-point Laplacian, {nx} x-intervals, {nt} steps"
         return {"grid_0": x, "grid_1": t, "u": u}, {"error_estimate": error, "method": method,

@@ -16,7 +16,7 @@ the relative L2 error against the exact solution on the reference grid.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import scipy.sparse.linalg as spla
@@ -25,7 +25,10 @@ from torch import Tensor
 
 from pinn_lam.pde import fd
 from pinn_lam.pde.cache import cached_reference
-from pinn_lam.pde.problem import Condition, HardConstraint, Problem, Reference, UnitSampler, dirichlet
+from pinn_lam.pde.conditions import Dirichlet
+from pinn_lam.pde.domains import Box
+from pinn_lam.pde.fields import Fields
+from pinn_lam.pde.problem import HardConstraint, Problem, Reference
 
 from problems._validate import check_amplitude, check_mode_number, check_resolution, refined_intervals
 
@@ -37,8 +40,9 @@ class Poisson(Problem):
     """:math:`-\\Delta u = f` on the unit square, :math:`u = 0` on its boundary."""
 
     name = "poisson"
-    variables = ("x", "y")
-    derivatives = ("xx", "yy")
+    equation = "-Δu = f on (0,1)^2, u = 0 on the boundary, u = sum a sin(m pi x) sin(n pi y)"
+    domain = Box(x=(0.0, 1.0), y=(0.0, 1.0))
+    defaults = {"iterations": [1000, 2000]}
     #: relative L2 error the automatic resolution aims at (below the 1e-5 requirement)
     target_error = 6e-6
 
@@ -52,7 +56,6 @@ class Poisson(Problem):
             checked.append((check_mode_number("m", mode[0]), check_mode_number("n", mode[1]),
                             check_amplitude("a", mode[2])))
         self.modes = tuple(checked)
-        self.bounds = ((0.0, 1.0), (0.0, 1.0))
 
     def parameters(self) -> dict[str, Any]:
         return {"modes": [list(mode) for mode in self.modes]}
@@ -63,22 +66,14 @@ class Poisson(Problem):
         return sum(a * (m * m + n * n) * math.pi ** 2 * torch.sin(m * math.pi * x) * torch.sin(n * math.pi * y)
                    for m, n, a in self.modes)
 
-    def pde(self, points: Tensor, u: Tensor, d: Mapping[str, Tensor]) -> Tensor:
-        return -(d["xx"] + d["yy"]) - self.source(points)
+    def pde(self, d: Fields) -> Tensor:
+        return -(d["u_xx"] + d["u_yy"]) - self.source(d.points)
 
-    def conditions(self) -> dict[str, Condition]:
-        def sample_boundary(n: int, unit: UnitSampler) -> np.ndarray:
-            # the first coordinate picks one of the four sides, the second the place along it
-            draw = unit(n, 2)
-            side = np.minimum((4.0 * draw[:, 0]).astype(int), 3)
-            along, fixed = draw[:, 1], (side % 2).astype(np.float64)
-            return np.where((side < 2)[:, None], np.column_stack([fixed, along]),
-                            np.column_stack([along, fixed]))
+    def conditions(self):
+        return [Dirichlet(0.0)]
 
-        return {"bc": dirichlet("bc", sample_boundary, lambda p: torch.zeros_like(p[:, :1]))}
-
-    def exact_torch(self, points: Tensor) -> Tensor:
-        x, y = points[:, :1], points[:, 1:2]
+    def exact(self, d: Fields) -> Tensor:
+        x, y = d["x"], d["y"]
         return sum(a * torch.sin(m * math.pi * x) * torch.sin(n * math.pi * y) for m, n, a in self.modes)
 
     def output_transform(self) -> HardConstraint:
@@ -119,7 +114,7 @@ class Poisson(Problem):
         interior = spla.splu(matrix.tocsc(), permc_spec="MMD_AT_PLUS_A").solve(rhs)
         u = np.zeros((nx + 1, ny + 1))
         u[1:-1, 1:-1] = interior.reshape(ny - 1, nx - 1).T
-        exact = self.exact(mesh).reshape(u.shape)
+        exact = self.exact_values(mesh).reshape(u.shape)
         error = float(np.linalg.norm(u - exact) / np.linalg.norm(exact))
         method = f"5-point Laplacian, sparse LU (splu), {nx} x {ny} intervals"
         return {"grid_0": x, "grid_1": y, "u": u}, {"error_estimate": error, "method": method,

@@ -132,7 +132,7 @@ def test_every_problem_loss_and_gradients_match_the_autograd_path(problem, hard)
     transform = problem.output_transform() if hard else None
     model = network("tanh", transform, bounds=problem.bounds, seed=3)
     x = points(64, bounds=problem.bounds)
-    names = [n for n in problem.conditions() if not (hard and n in transform.covers)]
+    names = [n for n in problem.condition_map() if not (hard and n in transform.covers)]
     pts = {"pde": x, **{n: x[:16] for n in names}}
     fast = PINNLoss(problem, model, pts, fast=True)
     slow = PINNLoss(problem, model, pts, fast=False)

@@ -11,7 +11,8 @@ import torch
 from pinn_lam.nn import fastpath
 from pinn_lam.training.loss import PINNLoss
 from pinn_lam.machine import tune_malloc
-from pinn_lam.pde.problem import Condition, dirichlet
+from pinn_lam.pde.conditions import Condition, Dirichlet, Neumann
+from pinn_lam.pde.spec import describe
 from problems import Burgers, Heat
 from test_fastpath import CONSTRAINT, VARIABLES, nested, network, parameter_gradients, points
 
@@ -59,29 +60,35 @@ def test_bad_value_points_raise_one_line_errors():
         fastpath.evaluate(model, x, VARIABLES, ("x",), values=[x], value_terms=[])
 
 
-def test_dirichlet_conditions_are_value_only_and_generic_ones_are_not():
-    condition = dirichlet("bc", lambda n, unit: unit(n, 2), lambda p: p[:, :1])
-    assert condition.value_only
-    assert not Condition("flux", condition.sample, lambda p, u: u).value_only
-    assert all(c.value_only for c in Burgers().conditions().values())
-
-
-def test_a_condition_on_derivatives_still_works_on_the_fast_path():
-    """A Neumann-type condition differentiates u with respect to its points: the fast loss
-    evaluates it with autograd, and the whole loss still matches the autograd path."""
+def test_value_conditions_are_value_only_and_derivative_ones_are_not():
     problem = Heat()
-    base = problem.conditions()
+    spec = describe(problem)
+    assert all(spec.value_only(name) for name in spec.conditions)
+    problem.conditions = lambda: [Dirichlet(0.0, on="x=low"), Neumann(0.5, on="x=high"),
+                                  Condition("flux", lambda d: d["u_t"], on="initial")]
+    spec = describe(problem)
+    assert spec.value_only("bc") and not spec.value_only("neumann") and not spec.value_only("flux")
+    assert spec.derivatives("neumann") == ("x",) and spec.derivatives("flux") == ("t",)
 
-    def flux(points, u):
-        (grad,) = torch.autograd.grad(u.sum(), points, create_graph=True)
-        return grad[:, :1] - 0.5
 
-    neumann = {"ic": base["ic"], "bc": Condition("bc", base["bc"].sample, flux)}
-    problem.conditions = lambda: neumann
+def test_a_condition_on_derivatives_runs_on_the_fast_path_and_matches_autograd():
+    """A Neumann condition reads u_x: its own fast pass gives the autograd path's values and
+    gradients, and so does the whole loss."""
+    problem = Heat()
+    problem.conditions = lambda: [Dirichlet(lambda d: torch.sin(d["x"]), on="initial", name="ic"),
+                                  Neumann(lambda d: 0.5 + d["t"], on="x=high", name="bc")]
     model, x = network("tanh", bounds=problem.bounds, seed=4), points(48, bounds=problem.bounds)
-    pts = {"pde": x, "ic": x[:10], "bc": x[10:20]}
+    right = x[10:20].clone()
+    right[:, 0] = 1.0
+    pts = {"pde": x, "ic": x[:10], "bc": right}
     fast, slow = PINNLoss(problem, model, pts, fast=True), PINNLoss(problem, model, pts, fast=False)
+    assert fast.paths == {"pde": "fast", "ic": "fast", "bc": "fast"} and slow.paths["bc"] == "autograd"
     (total_f, terms_f), (total_s, terms_s) = fast(), slow()
+    # the hand-written residual: u_x(1, t) - (0.5 + t), the outward normal being +x
+    xr = right.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(model(xr).sum(), xr, create_graph=True)
+    by_hand = (grad[:, :1] - 0.5 - right[:, 1:2]).square().mean()
+    torch.testing.assert_close(terms_s["bc"], by_hand, rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(terms_f["bc"], terms_s["bc"], rtol=1e-9, atol=1e-12)
     for g, g_ref in zip(parameter_gradients(model, total_f), parameter_gradients(model, total_s)):
         torch.testing.assert_close(g, g_ref, rtol=1e-8, atol=1e-10)

@@ -106,7 +106,7 @@ def test_bad_arguments_raise_value_errors():
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
 def test_one_node_mean_squares_match_square_mean_and_their_gradients(dtype):
-    from pinn_lam.training.loss import _MeanSquares
+    from pinn_lam.training.mean_squares import _MeanSquares
 
     g = torch.Generator().manual_seed(0)
     xs = [torch.randn(n, 1, generator=g, dtype=torch.float64).to(dtype).requires_grad_(True) for n in (7, 3, 5)]

@@ -35,7 +35,7 @@ def test_model_error_on_its_device_equals_the_numpy_error_of_its_prediction():
 
     from pinn_lam.training.metrics import RelativeL2
     from pinn_lam.nn.mlp import MLP
-    from pinn_lam.training.solve import predict
+    from pinn_lam.training.outputs import predict
 
     rng = np.random.default_rng(0)
     points, reference = rng.uniform(-1, 1, (500, 2)), rng.normal(size=500)

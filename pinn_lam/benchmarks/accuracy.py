@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from pinn_lam.training.solve import _machine, solve
+    from pinn_lam.training.outputs import _machine
+    from pinn_lam.training.solve import solve
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)

@@ -115,32 +115,40 @@ def _synchronize(device: torch.device) -> None:
 
 
 def func_loss(loss) -> Callable[[], tuple[torch.Tensor, dict[str, torch.Tensor]]]:
-    """``loss.loss`` with the PDE term's derivatives from ``torch.func`` (vmap of jacfwd and
+    """``loss.loss`` with the equations' derivatives from ``torch.func`` (vmap of jacfwd and
     hessian over the points) instead of nested autograd or the fast path."""
     from torch.func import functional_call, hessian, jacfwd, vmap
 
-    problem, model = loss.problem, loss.model
-    variables = problem.variables
+    from pinn_lam.pde.fields import TensorFields
+    from pinn_lam.pde.spec import equation_residuals
+    from pinn_lam.training.loss import unknown_parameters
+    from pinn_lam.training.mean_squares import weighted_mean_squares
 
-    def pde_term() -> torch.Tensor:
+    problem, model = loss.problem, loss.model
+    variables, keys = problem.variables, loss.spec.derivatives("pde")
+
+    def equations() -> dict[str, torch.Tensor]:
         points = loss.points["pde"]
         params = dict(model.named_parameters())
 
         def u_of(x: torch.Tensor) -> torch.Tensor:
-            return functional_call(model, params, (x[None],))[0, 0]
+            return functional_call(model, params, (x[None],))[0]
 
-        first = vmap(jacfwd(u_of))(points)  # (N, d)
-        second = vmap(hessian(u_of))(points) if any(len(k) == 2 for k in problem.derivatives) else None
+        first = vmap(jacfwd(u_of))(points)  # (N, m, d)
+        second = vmap(hessian(u_of))(points) if any(len(k) == 2 for k in keys) else None  # (N, m, d, d)
         d = {}
-        for key in problem.derivatives:
+        for key in keys:
             i = variables.index(key[0])
-            d[key] = first[:, i:i + 1] if len(key) == 1 else second[:, i, variables.index(key[1])].unsqueeze(1)
-        return problem.pde(points, model(points), d).square().mean()
+            d[key] = first[:, :, i] if len(key) == 1 else second[:, :, i, variables.index(key[1])]
+        fields = TensorFields(points, model(points), d, variables, problem.outputs, unknown_parameters(model),
+                              time=problem.domain.time)
+        return equation_residuals(problem.pde(fields), loss.spec.equations, len(points))
 
     def evaluate() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        terms = {name: pde_term() if name == "pde" else loss.condition_residual(name).square().mean()
-                 for name in loss.terms()}
-        return sum(loss.weights[n] * terms[n] for n in terms), terms
+        residuals = equations()
+        pairs = [(residuals[name], None) if name in residuals else (loss.condition_residual(name), None)
+                 for name in loss.terms()]
+        return weighted_mean_squares(pairs, [loss.weights[n] for n in loss.terms()], loss.terms())
 
     return evaluate
 
@@ -155,16 +163,15 @@ def pinn_lam_step(problem, *, fast: bool, optimizer: str, device: torch.device, 
 
     rng = np.random.default_rng(seed)
     unit = lambda n, k: rng.random((n, k))  # the samplers' UnitSampler
-    low, high = (np.array(b, dtype=np.float64) for b in zip(*problem.bounds))
     counts = {"ic": N_INITIAL, "bc": N_BOUNDARY}
     transform = problem.output_transform() if hard else None
     covered = transform.covers if transform is not None else ()
-    samples = {"pde": low + (high - low) * unit(points, len(low))}
-    for name, condition in problem.conditions().items():
+    samples = {"pde": problem.domain.sample(points, unit)}
+    for name, condition in problem.condition_map().items():
         if name not in covered:
-            samples[name] = condition.sample(counts.get(name, N_BOUNDARY), unit)
+            samples[name] = condition.sample(problem.domain, counts.get(name, N_BOUNDARY), unit)
     samples = {k: torch.as_tensor(v, dtype=dtype, device=device) for k, v in samples.items()}
-    model = MLP(len(problem.variables), 1, width=width, depth=depth, activation="tanh", bounds=problem.bounds,
+    model = MLP(len(problem.variables), len(problem.outputs), width=width, depth=depth, activation="tanh", bounds=problem.bounds,
                 output_transform=transform, generator=torch.Generator().manual_seed(seed)).to(device=device, dtype=dtype)
     loss = PINNLoss(problem, model, samples, fast=fast)
     evaluate = func_loss(loss) if use_func else loss.loss

@@ -114,7 +114,7 @@ def markdown_table() -> str:
             ref = problem.reference(cache_dir=folder)
             seconds = time.perf_counter() - start
             points = ref.points()
-            exact = problem.exact(points)
+            exact = problem.exact_values(points)
             error = float(np.linalg.norm(ref(points) - exact) / np.linalg.norm(exact))
             shown = ", ".join(f"{k}={_short(v)}" for k, v in problem.parameters().items())
             lines.append(f"| {name} | {EQUATIONS[name]} | {shown} | {ref.method} | "

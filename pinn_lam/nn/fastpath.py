@@ -60,11 +60,13 @@ def _parse_keys(variables: Sequence[str], keys: Sequence[str]) -> tuple[list[int
 def supports(model: torch.nn.Module, keys: Sequence[str]) -> bool:
     """True when :func:`derivatives` can compute ``keys`` for ``model``: a
     :class:`~pinn_lam.nn.mlp.MLP` with an activation in :data:`ACTIVATION_DERIVATIVES`, an
-    output transform that is ``None`` or a :class:`~pinn_lam.pde.problem.HardConstraint`, and
+    output transform that is ``None`` or a :class:`~pinn_lam.pde.problem.HardConstraint` (of a
+    one-output network), and
     derivative keys of order at most 2 that are pure (``"x"``, ``"t"``, ``"xx"``; not ``"xt"``)."""
     if type(model) is not MLP or model.activation not in ACTIVATION_DERIVATIVES:
         return False
-    if model.output_transform is not None and not isinstance(model.output_transform, HardConstraint):
+    if model.output_transform is not None and (not isinstance(model.output_transform, HardConstraint)
+                                               or model.layers[-1].out_features != 1):
         return False
     return all(_is_pure_key(key) for key in keys)
 

@@ -1,61 +1,43 @@
-"""The interface every PDE problem follows.
+r"""The one interface every PDE problem follows, the library's and a user's alike.
 
-A problem says *what* is solved: its variables and box domain, its PDE residual, its named
-initial/boundary conditions, its exact solution where one is known, and an independent
-finite-difference reference. *How* it is solved (model, sampling, optimizer, loop) lives elsewhere.
+A problem says *what* is solved; *how* (network, points, optimizer, loop) lives elsewhere.
 
-Shapes and conventions
-----------------------
-* ``points`` is an ``(N, d)`` tensor whose columns follow :attr:`Problem.variables`
-  (space first, then time: ``("x", "t")``; or ``("x", "y")``).
-* The network output ``u`` and every derivative are ``(N, 1)`` tensors.
-* Derivatives are named by the variables they differentiate along, in order:
-  ``"x"`` is :math:`\\partial u/\\partial x`, ``"xx"`` is :math:`\\partial^2 u/\\partial x^2`,
-  ``"t"`` is :math:`\\partial u/\\partial t`. A problem lists the ones its residual needs in
-  :attr:`Problem.derivatives`; the trainer computes them (by nested autograd, or by the
-  forward-mode fast path where the model allows it) and passes them to :meth:`Problem.pde`.
-  Variable names are therefore single characters.
+* :attr:`Problem.domain`: where (:mod:`pinn_lam.pde.domains`); its variables name the input
+  columns, space first, then time (``("x", "t")``).
+* :attr:`Problem.outputs`: the network's outputs (``("u",)``, or ``("u", "v")`` for a system).
+* :meth:`Problem.pde`: the residual(s) from named fields ``d`` (``d["u_t"] + d["u"] * d["u_x"]``;
+  see :mod:`pinn_lam.pde.fields`): one ``(N, 1)`` tensor, a tuple of them, or a dict by name
+  for several equations. The derivatives needed are found by reading; nothing is declared.
+* :meth:`Problem.conditions`: initial, boundary and data terms (:mod:`pinn_lam.pde.conditions`).
+* :attr:`Problem.unknowns`: scalar unknowns of an inverse problem with their initial values;
+  they are trained with the network and read as ``d["name"]``.
+* :meth:`Problem.exact` (optional): the exact solution from ``d`` (coordinates only).
+* :meth:`Problem.reference` (optional): a :class:`~pinn_lam.pde.reference.Reference` (the
+  library's problems solve their own with SciPy); by default the exact solution on a grid, or
+  ``None``, in which case a run reports residual-based metrics only.
+* :meth:`Problem.output_transform` (optional): a :class:`HardConstraint` that makes some
+  conditions hold exactly.
+
+A problem written in a script needs no class: :class:`PDE` takes all of this as arguments.
 """
 from __future__ import annotations
 
-import abc
-from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Mapping
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
-#: ``unit(n, k)`` returns an ``(n, k)`` float64 array of points in :math:`[0, 1]^k`
-#: (uniform, Latin hypercube or Sobol, seeded by the caller).
-UnitSampler = Callable[[int, int], np.ndarray]
+from pinn_lam.errors import ProblemError
+from pinn_lam.pde.conditions import Condition
+from pinn_lam.pde.domains import Domain
+from pinn_lam.pde.fields import AutogradFields, Fields
+from pinn_lam.pde.reference import PointReference, Reference, load_reference, tabulate
 
-
-@dataclass(frozen=True)
-class Condition:
-    """One named loss term of a problem (an initial or boundary condition).
-
-    ``sample(n, unit)`` returns ``n`` points of shape ``(n, d)`` on the part of the boundary
-    where the condition holds, drawing its randomness only from ``unit``;
-    ``residual(points, u)`` returns the pointwise residual, whose mean square is the loss.
-    ``value_only`` declares that ``residual`` uses ``u`` only, never its derivatives with respect
-    to the points (a Dirichlet condition): the loss may then evaluate ``u`` there in the same
-    forward-mode pass as the PDE residual, with points that do not require grad.
-    """
-
-    name: str
-    sample: Callable[[int, UnitSampler], np.ndarray]
-    residual: Callable[[Tensor, Tensor], Tensor]
-    value_only: bool = False
-    #: ``g`` of a Dirichlet condition, whose residual is ``u - target(points)``: the loss may then
-    #: compute the target once per set of points
-    target: Callable[[Tensor], Tensor] | None = None
-
-
-def dirichlet(name: str, sample: Callable[[int, UnitSampler], np.ndarray],
-              value: Callable[[Tensor], Tensor]) -> Condition:
-    """A Dirichlet condition :math:`u = g` on the sampled points (``value(points) -> (N, 1)``)."""
-    return Condition(name, sample, lambda points, u: u - value(points), value_only=True, target=value)
+__all__ = ["PDE", "HardConstraint", "Problem", "Reference", "PointReference"]
 
 
 @dataclass(frozen=True)
@@ -76,103 +58,208 @@ class HardConstraint:
         return self.offset(points) + self.factor(points) * raw
 
 
-@dataclass
-class Reference:
-    """A reference solution on a tensor-product grid.
-
-    ``grid`` is a tuple of 1-D arrays, one per variable in order; ``u`` has shape
-    ``tuple(len(g) for g in grid)``. Calling the reference with an ``(N, d)`` array of points
-    (in variable order) interpolates it; ``interpolate`` is supplied by the problem so that it
-    adds no error beyond the reference's own. ``error_estimate`` is the estimated relative L2
-    error of ``u`` (from grid refinement, or against the exact solution), ``seconds`` the time
-    it took to compute.
-    """
-
-    grid: tuple[np.ndarray, ...]
-    u: np.ndarray
-    interpolate: Callable[[np.ndarray], np.ndarray] | None = None
-    error_estimate: float | None = None
-    seconds: float | None = None
-    method: str = ""
-    info: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        shape = tuple(len(g) for g in self.grid)
-        if self.u.shape != shape:
-            raise ValueError(f"reference u has shape {self.u.shape}, expected {shape} from its grid")
-
-    def __call__(self, points: np.ndarray) -> np.ndarray:
-        points = np.asarray(points, dtype=np.float64)
-        if points.ndim != 2 or points.shape[1] != len(self.grid):
-            raise ValueError(f"points must have shape (N, {len(self.grid)}), got {points.shape}")
-        if self.interpolate is not None:
-            return np.asarray(self.interpolate(points)).reshape(-1)
-        from scipy.interpolate import RegularGridInterpolator
-
-        return RegularGridInterpolator(self.grid, self.u, method="cubic")(points)
-
-    def points(self) -> np.ndarray:
-        """All grid points as an ``(M, d)`` array, in the same (C) order as ``u.ravel()``."""
-        mesh = np.meshgrid(*self.grid, indexing="ij")
-        return np.stack([m.ravel() for m in mesh], axis=1)
-
-
-class Problem(abc.ABC):
-    """Base class of every PDE problem. See the module docstring for conventions."""
+class Problem:
+    """Base class of every problem (see the module docstring). Subclasses set :attr:`domain`
+    (as a class or instance attribute) and implement :meth:`pde`."""
 
     #: registry name, e.g. ``"burgers"``
-    name: ClassVar[str]
-    #: input names in column order, space first then time
-    variables: ClassVar[tuple[str, ...]]
-    #: derivatives the residual needs, e.g. ``("t", "x", "xx")``
-    derivatives: ClassVar[tuple[str, ...]]
+    name: ClassVar[str] = "custom"
+    domain: Domain
+    outputs: tuple[str, ...] = ("u",)
+    #: unknown scalar -> initial value (inverse problems)
+    unknowns: Mapping[str, float] = {}
+    #: the equation in one line of text (for tables and figures)
+    equation: ClassVar[str] = ""
+    #: training settings that differ from :data:`pinn_lam.training.presets.DEFAULTS`
+    defaults: ClassVar[dict[str, Any]] = {}
+    #: preset name -> overrides of the settings for this problem (after the preset's own)
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
 
-    #: box domain, one ``(low, high)`` pair per variable
-    bounds: tuple[tuple[float, float], ...]
+    @property
+    def variables(self) -> tuple[str, ...]:
+        return tuple(self.domain.variables)
 
-    @abc.abstractmethod
+    @property
+    def bounds(self) -> tuple[tuple[float, float], ...]:
+        return tuple(self.domain.bounds)
+
     def parameters(self) -> dict[str, Any]:
         """The problem's own parameters (JSON-serialisable); they key the reference cache."""
+        return {}
 
-    @abc.abstractmethod
-    def pde(self, points: Tensor, u: Tensor, d: Mapping[str, Tensor]) -> Tensor:
-        """The pointwise PDE residual from ``u`` and its derivatives ``d`` (keys as in
-        :attr:`derivatives`); shape ``(N, 1)``."""
+    def pde(self, d: Fields) -> Tensor | Sequence[Tensor] | Mapping[str, Tensor]:
+        """The pointwise residual(s) of the equation(s) from the fields ``d``."""
+        raise NotImplementedError(f"{type(self).__name__} must define pde(d)")
 
-    @abc.abstractmethod
-    def conditions(self) -> dict[str, Condition]:
-        """The initial/boundary conditions as named loss terms, e.g. ``{"ic": ..., "bc": ...}``."""
+    def conditions(self) -> Sequence[Condition] | Mapping[str, Condition]:
+        """The initial, boundary and data conditions (none by default)."""
+        return ()
 
-    @abc.abstractmethod
-    def reference(self, resolution: Any = None, *, cache_dir: str | None = None) -> Reference:
-        """The finite-difference reference solution (cached on disk)."""
+    def exact(self, d: Fields) -> Tensor | Sequence[Tensor] | None:
+        """The exact solution from the coordinates in ``d``: ``(N, m)``, or one ``(N, 1)`` per
+        output; ``None`` when unknown (the default)."""
+        return None
 
-    def residual(self, points: Tensor, u: Tensor) -> Tensor:
-        """The PDE residual through autograd: ``points`` must require grad and ``u`` depend on it."""
-        from pinn_lam.pde.operators import derivatives
+    def output_transform(self) -> HardConstraint | None:
+        """An optional hard constraint that enforces some conditions exactly; ``None`` by default."""
+        return None
 
-        return self.pde(points, u, derivatives(u, points, self.variables, self.derivatives))
+    def reference(self, resolution: Any = None, *, cache_dir: str | None = None):
+        """The reference solution, or ``None``: by default the exact solution on a grid over the
+        domain (where there is one)."""
+        if not self.has_exact:
+            return None
+        return tabulate(lambda p: self.exact_values(p), self.domain, self.outputs, method="exact solution",
+                        error_estimate=0.0)
+
+    # -- helpers built on the above (not meant to be overridden) ------------------------------
+    def condition_map(self) -> dict[str, Condition]:
+        """The conditions by name (one-line error for two of the same name)."""
+        conditions = self.conditions()
+        items = list(conditions.values()) if isinstance(conditions, Mapping) else list(conditions)
+        named: dict[str, Condition] = {}
+        for condition in items:
+            if not isinstance(condition, Condition):
+                raise ProblemError(f"conditions must be Condition objects (Dirichlet(...), Neumann(...), ...), "
+                                   f"got {type(condition).__name__}")
+            if condition.name in named or condition.name.startswith("pde"):
+                raise ProblemError(f"two loss terms are named {condition.name!r}; give each condition its own "
+                                   "name= (and none starting with 'pde')")
+            named[condition.name] = condition
+        return named
+
+    def fields(self, points: Tensor) -> Fields:
+        """Fields of the coordinates only (what :meth:`exact` reads)."""
+        return Fields(points, self.variables, (), time=self.domain.time)
 
     def exact_torch(self, points: Tensor) -> Tensor | None:
-        """The exact solution as a differentiable ``(N, 1)`` tensor, or ``None`` if unknown."""
-        return None
+        """The exact solution at ``(N, d)`` points as an ``(N, m)`` tensor, or ``None``."""
+        value = self.exact(self.fields(points))
+        return None if value is None else stack_outputs(value, self.outputs, len(points), "the exact solution")
 
     @property
     def has_exact(self) -> bool:
         probe = torch.zeros(1, len(self.variables), dtype=torch.float64)
         return self.exact_torch(probe) is not None
 
-    def exact(self, points: np.ndarray | Tensor) -> np.ndarray | Tensor | None:
-        """The exact solution: a tensor ``(N, 1)`` for a tensor, a numpy ``(N,)`` for an array."""
-        if isinstance(points, Tensor):
-            return self.exact_torch(points)
-        values = self.exact_torch(torch.as_tensor(np.asarray(points, dtype=np.float64)))
-        return None if values is None else values.detach().numpy().reshape(-1)
+    def exact_values(self, points) -> np.ndarray | None:
+        """The exact solution at an ``(N, d)`` array: ``(N,)`` for one output, ``(N, m)`` for several."""
+        with torch.no_grad():
+            value = self.exact_torch(torch.as_tensor(np.asarray(points, dtype=np.float64)))
+        if value is None:
+            return None
+        value = value.detach().cpu().numpy()
+        return value.reshape(-1) if value.shape[1] == 1 else value
 
-    def output_transform(self) -> HardConstraint | None:
-        """An optional hard constraint that enforces some conditions exactly; ``None`` by default."""
-        return None
+    def residual(self, points: Tensor, values: Tensor, unknowns: Mapping[str, Tensor] | None = None):
+        """The PDE residual(s) of ``values`` (``(N, m)``, computed from ``points``, which require
+        grad) by autograd: what :meth:`pde` returns."""
+        unknowns = {k: torch.as_tensor(v, dtype=points.dtype) for k, v in (unknowns or self.unknowns).items()}
+        return self.pde(AutogradFields(points, values, self.variables, self.outputs, unknowns, time=self.domain.time))
+
+    def condition_residual(self, name: str, points: Tensor, solution: Callable[[Tensor], Tensor],
+                           unknowns: Mapping[str, Tensor] | None = None) -> Tensor:
+        """Condition ``name``'s residual at ``points`` for the function ``solution(points) ->
+        (N, m)`` (e.g. :meth:`exact_torch`), by autograd: a check of a condition by hand."""
+        condition = self.condition_map()[name]
+        unknowns = {k: torch.as_tensor(v, dtype=points.dtype) for k, v in (unknowns or self.unknowns).items()}
+        host = points.detach().cpu().double().numpy()
+        normals = condition.normals(self.domain, host)
+        normal = None if normals is None else torch.as_tensor(normals, dtype=points.dtype)
+
+        def fields(x: Tensor, normal: Tensor | None = None) -> AutogradFields:
+            x = x.detach().requires_grad_(True)
+            return AutogradFields(x, solution(x), self.variables, self.outputs, unknowns, normal=normal,
+                                  time=self.domain.time)
+
+        if condition.partner is None:
+            return condition.residual(fields(points, normal))
+        partner = torch.as_tensor(condition.partner(host, self.domain), dtype=points.dtype)
+        return condition.residual(fields(points, normal), fields(partner))
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.parameters().items())
         return f"{type(self).__name__}({args})"
+
+
+def stack_outputs(value, outputs: Sequence[str], n: int, what: str) -> Tensor:
+    """One ``(N, m)`` tensor from a tensor or one ``(N, 1)`` per output (a sequence or a dict)."""
+    if isinstance(value, Mapping):
+        missing = [o for o in outputs if o not in value]
+        if missing:
+            raise ProblemError(f"{what} has no value for {', '.join(missing)}")
+        value = [value[o] for o in outputs]
+    if isinstance(value, (list, tuple)):
+        value = torch.cat([torch.as_tensor(v).reshape(n, 1) for v in value], dim=1)
+    value = torch.as_tensor(value)
+    if value.dim() == 1 and len(outputs) == 1:
+        value = value.unsqueeze(1)
+    if value.dim() == 2 and value.shape[1] == 1 and value.shape[0] == 1 and n > 1:
+        value = value.expand(n, 1)
+    if tuple(value.shape) != (n, len(outputs)):
+        raise ProblemError(f"{what} has shape {tuple(value.shape)}; expected ({n}, {len(outputs)}) "
+                           f"for the outputs {', '.join(outputs)}")
+    return value
+
+
+class PDE(Problem):
+    """A problem from arguments, for a script: ``PDE(domain, equation, conditions, ...)``.
+
+    Args:
+        domain: a :class:`~pinn_lam.pde.domains.Domain`, e.g. ``Box(x=(0, 1), t=(0, 1))``.
+        equation: ``equation(d)`` -> the residual, a tuple of residuals, or a dict by name.
+        conditions: :class:`~pinn_lam.pde.conditions.Condition` objects (``Dirichlet(...)``, ...).
+        outputs: the output names (default ``("u",)``).
+        exact: optional ``exact(d)`` -> the exact solution from the coordinates.
+        reference: optional: a function of an ``(N, d)`` array returning the values, a
+            :class:`~pinn_lam.pde.reference.Reference` or ``PointReference``, or the path of a
+            ``.mat``/``.npz``/``.dat`` file (with ``reference_keys`` naming its arrays).
+        unknowns: ``{name: initial value}`` of trainable scalars (inverse problems).
+        parameters: values recorded with the run (and keying cached references).
+        name: shown in results and figures. defaults: training settings for this problem.
+        transform: an optional :class:`HardConstraint`.
+    """
+
+    def __init__(self, domain: Domain, equation: Callable[[Fields], Any], conditions: Sequence[Condition] = (), *,
+                 outputs: Sequence[str] = ("u",), exact: Callable[[Fields], Any] | None = None, reference=None,
+                 reference_keys: dict[str, str] | None = None, unknowns: Mapping[str, float] | None = None,
+                 parameters: Mapping[str, Any] | None = None, name: str = "custom",
+                 defaults: Mapping[str, Any] | None = None, transform: HardConstraint | None = None) -> None:
+        if not isinstance(domain, Domain):
+            raise ProblemError(f"domain must be a Domain such as Box(x=(0, 1), t=(0, 1)), got {type(domain).__name__}")
+        if not callable(equation):
+            raise ProblemError(f"equation must be a function of the fields d, got {type(equation).__name__}")
+        self.domain, self._equation = domain, equation
+        self._conditions = list(conditions)
+        self.outputs = tuple([outputs] if isinstance(outputs, str) else outputs)
+        self._exact, self._reference, self._keys = exact, reference, reference_keys
+        self.unknowns = {str(k): float(v) for k, v in (unknowns or {}).items()}
+        self._parameters = dict(parameters or {})
+        self.name, self.defaults, self._transform = str(name), dict(defaults or {}), transform
+
+    def parameters(self) -> dict[str, Any]:
+        return dict(self._parameters)
+
+    def pde(self, d: Fields):
+        return self._equation(d)
+
+    def conditions(self) -> list[Condition]:
+        return list(self._conditions)
+
+    def exact(self, d: Fields):
+        return None if self._exact is None else self._exact(d)
+
+    def output_transform(self) -> HardConstraint | None:
+        return self._transform
+
+    def reference(self, resolution: Any = None, *, cache_dir: str | None = None):
+        given = self._reference
+        if given is None:
+            return super().reference(resolution, cache_dir=cache_dir)
+        if isinstance(given, (Reference, PointReference)):
+            return given
+        if isinstance(given, (str, os.PathLike)):
+            return load_reference(given, self.variables, self.outputs, self._keys)
+        if callable(given):
+            return tabulate(given, self.domain, self.outputs, method="reference function")
+        raise ProblemError(f"reference must be a function, a Reference, a file path or None, got {type(given).__name__}")

@@ -1,22 +1,22 @@
 r"""The PINN loss: a weighted sum of mean-square residuals, each term logged by name.
 
-For a problem with PDE residual :math:`r` and conditions :math:`c_k` (initial/boundary),
+For a problem with equations :math:`r_e` and conditions :math:`c_k`,
 
 .. math::
-    L(\theta) = w_{\mathrm{pde}} \frac{1}{N_f}\sum_{i} r(x_i; u_\theta)^2
-              + \sum_k w_k \frac{1}{N_k}\sum_{j} c_k(x^k_j; u_\theta)^2 ,
+    L(\theta) = \sum_e w_e \frac{1}{N_f}\sum_{i} r_e(x_i; u_\theta)^2
+              + \sum_k w_k \frac{1}{N_k}\sum_{j} \|c_k(x^k_j; u_\theta)\|^2 ,
 
-where the collocation points :math:`x_i` and the condition points :math:`x^k_j` are fixed
-until :meth:`PINNLoss.set_points` replaces them (resampling). Conditions that the model's
-hard-constraint output transform (:class:`pinn_lam.pde.problem.HardConstraint`) enforces exactly
-are listed in its ``covers`` and are dropped from the loss.
+where the collocation points :math:`x_i` (shared by every equation) and the condition points
+:math:`x^k_j` are fixed until :meth:`PINNLoss.set_points` replaces them. Conditions that the
+model's hard constraint (:class:`~pinn_lam.pde.problem.HardConstraint`) enforces exactly are
+dropped. Unknown parameters of an inverse problem live on the model (``model.unknowns``, an
+``nn.ParameterDict``) and reach every residual as ``d["name"]``.
 
-The PDE term's derivatives come from the forward-mode fast path
-(:func:`pinn_lam.nn.fastpath.evaluate`) when it supports the model, and otherwise from nested
-autograd (:func:`pinn_lam.pde.operators.derivatives`); both give the same values. On the fast path
-the values at the points of Dirichlet-type conditions (``Condition.value_only``) ride in the
-same pass, and a hard constraint's terms at the fixed points are computed once per
-:meth:`PINNLoss.set_points`.
+Derivatives come from the forward-mode fast path (:mod:`pinn_lam.nn.fastpath`) for every term
+whose derivatives it supports (pure, of order at most two, any number of outputs) and from
+nested autograd for the rest; :attr:`PINNLoss.paths` says which served each term. On the fast
+path the values at the points of value-only conditions ride in the PDE's pass, and a target
+that depends on the coordinates only is computed once per :meth:`PINNLoss.set_points`.
 """
 from __future__ import annotations
 
@@ -26,7 +26,10 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
+from pinn_lam.pde.fields import AutogradFields, Fields, TensorFields
 from pinn_lam.pde.problem import HardConstraint, Problem
+from pinn_lam.pde.spec import ProblemSpec, describe, equation_residuals
+from pinn_lam.training.mean_squares import weighted_mean_squares
 
 
 def _fastpath():
@@ -43,24 +46,31 @@ def covered_conditions(model: nn.Module) -> tuple[str, ...]:
     return tuple(transform.covers) if isinstance(transform, HardConstraint) else ()
 
 
-def loss_terms(problem: Problem, model: nn.Module) -> tuple[str, ...]:
-    """The loss terms of ``problem`` for ``model``: ``"pde"`` then every uncovered condition."""
+def loss_terms(problem: Problem, model: nn.Module, spec: ProblemSpec | None = None) -> tuple[str, ...]:
+    """The loss terms of ``problem`` for ``model``: the equations, then every uncovered condition."""
+    spec = spec or describe(problem)
     covered = set(covered_conditions(model))
-    return ("pde",) + tuple(name for name in problem.conditions() if name not in covered)
+    return spec.equations + tuple(name for name in spec.conditions if name not in covered)
+
+
+def unknown_parameters(model: nn.Module) -> dict[str, Tensor]:
+    """The unknown scalars of an inverse problem that ``model`` carries (``model.unknowns``)."""
+    unknowns = getattr(model, "unknowns", None)
+    return dict(unknowns.items()) if isinstance(unknowns, nn.ParameterDict) else {}
 
 
 class PINNLoss:
-    """Weighted mean-square PDE and condition residuals of ``model`` on ``problem``.
+    """Weighted mean-square residuals of ``model`` on ``problem``.
 
     Args:
-        problem: the PDE problem (:class:`pinn_lam.pde.problem.Problem`).
-        model: the network; ``model(points) -> (N, 1)``.
+        problem: the problem (:class:`pinn_lam.pde.problem.Problem`).
+        model: the network; ``model(points) -> (N, m)``, one column per output.
         points: ``{"pde": collocation points, name: points of condition name, ...}`` as
-            ``(N, d)`` tensors on the model's device and dtype; one entry per term in
-            :meth:`terms`.
+            ``(N, d)`` tensors on the model's device and dtype (:meth:`point_sets` lists the keys).
         weights: optional ``{term: weight}``; unnamed terms weigh 1.
-        fast: ``None`` uses the fast path where :func:`pinn_lam.nn.fastpath.supports` allows it,
-            ``True`` requires it (``ValueError`` if unsupported), ``False`` uses autograd.
+        fast: ``None`` uses the fast path where it supports a term, ``True`` requires it for the
+            equations (``ValueError`` otherwise), ``False`` uses autograd everywhere.
+        spec: the problem's :func:`~pinn_lam.pde.spec.describe` (computed when not given).
 
     Example::
 
@@ -70,11 +80,12 @@ class PINNLoss:
     """
 
     def __init__(self, problem: Problem, model: nn.Module, points: Mapping[str, Tensor],
-                 weights: Mapping[str, float] | None = None, fast: bool | None = None) -> None:
-        self.problem = problem
-        self.model = model
-        self._terms = loss_terms(problem, model)
-        self._conditions = problem.conditions()
+                 weights: Mapping[str, float] | None = None, fast: bool | None = None,
+                 spec: ProblemSpec | None = None) -> None:
+        self.problem, self.model = problem, model
+        self.spec = spec or describe(problem)
+        self._terms = loss_terms(problem, model, self.spec)
+        self._conditions = {name: self.spec.conditions[name] for name in self._terms if name in self.spec.conditions}
         weights = dict(weights or {})
         unknown = sorted(set(weights) - set(self._terms))
         if unknown:
@@ -83,83 +94,155 @@ class PINNLoss:
             if not float(value) >= 0.0 or value == float("inf"):
                 raise ValueError(f"loss weight {name}={value!r} must be finite and non-negative")
         self.weights = {name: float(weights.get(name, 1.0)) for name in self._terms}
-        self.fast = self._choose_fast(fast)
+        self.paths = self._choose_paths(fast)
+        self.fast = self.paths["pde"] == "fast"
         self.set_points(points)
 
-    def _choose_fast(self, fast: bool | None) -> bool:
-        if fast is False:
-            return False
-        module = _fastpath()
-        supported = module is not None and bool(module.supports(self.model, self.problem.derivatives))
-        if fast is True and not supported:
+    def _choose_paths(self, fast: bool | None) -> dict[str, str]:
+        """``"fast"`` or ``"autograd"`` for ``"pde"`` (every equation) and each condition."""
+        module = None if fast is False else _fastpath()
+
+        def supported(term: str) -> bool:
+            return module is not None and bool(module.supports(self.model, self.spec.derivatives(term)))
+
+        paths = {"pde": "fast" if supported("pde") else "autograd"}
+        if fast is True and paths["pde"] != "fast":
             raise ValueError("fast=True but the fast path does not support this model/problem; use fast=None or False")
-        return supported
+        for name in self._conditions:
+            paths[name] = "fast" if paths["pde"] == "fast" and supported(name) else "autograd"
+        return paths
 
     def terms(self) -> tuple[str, ...]:
-        """Names of the loss terms, ``"pde"`` first."""
+        """Names of the loss terms, the equations first."""
         return self._terms
+
+    def point_sets(self) -> tuple[str, ...]:
+        """Keys of :attr:`points`: ``"pde"`` (shared by the equations) and each condition."""
+        return ("pde",) + tuple(self._conditions)
 
     def set_points(self, points: Mapping[str, Tensor]) -> None:
         """Replace the points of every term (e.g. after resampling)."""
-        missing = [name for name in self._terms if name not in points]
-        extra = sorted(set(points) - set(self._terms))
+        keys = self.point_sets()
+        missing = [name for name in keys if name not in points]
+        extra = sorted(set(points) - set(keys))
         if missing or extra:
-            raise ValueError(f"points must have exactly the keys {', '.join(self._terms)}; "
+            raise ValueError(f"points must have exactly the keys {', '.join(keys)}; "
                              f"missing {missing or 'none'}, unexpected {extra or 'none'}")
         d = len(self.problem.variables)
         for name, value in points.items():
             if not isinstance(value, Tensor) or value.ndim != 2 or value.shape[1] != d or value.shape[0] < 1:
                 shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
                 raise ValueError(f"points[{name!r}] must be a non-empty (N, {d}) tensor, got {shape}")
-        self.points = {name: points[name].detach() for name in self._terms}
-        self._fast_plan = None  # the fast path's precomputed inputs for these points, when first needed
+        self.points = {name: points[name].detach() for name in keys}
+        self._extras = {}  # normals and partner points of the conditions, when first needed
+        self._plans = {}  # the fast path's precomputed inputs for these points, when first needed
+        self._targets = None
+
+    # -- fields ------------------------------------------------------------------------------
+    def _context(self, name: str) -> tuple[Tensor | None, Tensor | None]:
+        """The outward normals and the partner points of condition ``name`` at its points."""
+        if name not in self._extras:
+            condition, points = self._conditions[name], self.points[name]
+            host = points.detach().cpu().double().numpy()
+            normals = condition.normals(self.problem.domain, host)
+            partner = None if condition.partner is None else condition.partner(host, self.problem.domain)
+            self._extras[name] = tuple(None if a is None else torch.as_tensor(a).to(points) for a in (normals, partner))
+        return self._extras[name]
+
+    def _autograd_fields(self, points: Tensor, normal: Tensor | None = None) -> Fields:
+        points = points.detach().requires_grad_(True)
+        return AutogradFields(points, self.model(points), self.problem.variables, self.problem.outputs,
+                              unknown_parameters(self.model), normal=normal, time=self.problem.domain.time)
+
+    def _fast_fields(self, points: Tensor, keys, normal: Tensor | None = None) -> Fields:
+        values, d = _fastpath().derivatives(self.model, points, self.problem.variables, keys)
+        return TensorFields(points, values, d, self.problem.variables, self.problem.outputs,
+                            unknown_parameters(self.model), normal=normal, time=self.problem.domain.time)
+
+    def pde_fields(self, points: Tensor | None = None) -> Fields:
+        """The fields of the equations at ``points`` (default: the collocation points)."""
+        points = self.points["pde"] if points is None else points
+        if self.fast:
+            return self._fast_fields(points, self.spec.derivatives("pde"))
+        return self._autograd_fields(points)
 
     def pde_residual(self, points: Tensor | None = None) -> Tensor:
-        """The pointwise PDE residual ``(N, 1)`` at ``points`` (default: the collocation points)."""
-        points = self.points["pde"] if points is None else points
-        problem = self.problem
-        if self.fast:
-            u, d = _fastpath().derivatives(self.model, points, problem.variables, problem.derivatives)
-            return problem.pde(points, u, d)
-        from pinn_lam.pde.operators import derivatives
-
-        points = points.detach().requires_grad_(True)
-        u = self.model(points)
-        return problem.pde(points, u, derivatives(u, points, problem.variables, problem.derivatives))
+        """The pointwise residuals ``(N, e)`` of the ``e`` equations at ``points`` (default: the
+        collocation points)."""
+        d = self.pde_fields(points)
+        residuals = equation_residuals(self.problem.pde(d), self.spec.equations, d.points.shape[0])
+        return torch.cat(list(residuals.values()), dim=1)
 
     def condition_residual(self, name: str, points: Tensor | None = None) -> Tensor:
-        """The pointwise residual of condition ``name`` at ``points`` (default: its own points)."""
-        points = self.points[name] if points is None else points
+        """The pointwise residual ``(N, k)`` of condition ``name`` at its own points (or at
+        ``points``, for a condition without normals or partner)."""
         condition = self._conditions[name]
-        # conditions on derivatives (e.g. Neumann) differentiate u with respect to the points
-        points = points.detach() if condition.value_only else points.detach().requires_grad_(True)
-        return condition.residual(points, self.model(points))
+        own = points is None
+        points = self.points[name] if own else points
+        normal, partner = self._context(name) if own else (None, None)
+        if self.paths[name] == "fast":
+            keys = self.spec.derivatives(name)
+            if partner is None:
+                return condition.residual(self._fast_fields(points, keys, normal))
+            both = self._fast_fields(torch.cat((points, partner)), keys)
+            return condition.residual(*_split(both, len(points)))
+        d = self._autograd_fields(points, normal)
+        if partner is None:
+            return condition.residual(d)
+        return condition.residual(d, self._autograd_fields(partner))
 
+    # -- the whole loss ------------------------------------------------------------------------
     def _fast_residuals(self) -> dict[str, tuple[Tensor, Tensor | None]]:
-        """Every term's pointwise residual as ``(x, t)`` with residual ``x - t`` (``t`` may be
-        ``None``): the PDE and the value-only conditions in one pass, and a Dirichlet condition's
-        target ``t`` computed once per :meth:`set_points`."""
+        """Every term's residual as ``(x, t)`` with residual ``x - t`` (``t`` may be ``None``):
+        the equations and the value-only conditions in one pass."""
         problem, model, points = self.problem, self.model, self.points
-        shared = [name for name in self._terms[1:] if self._conditions[name].value_only]
-        fast, plan = _fastpath(), self._fast_plan
+        shared = [name for name in self._conditions
+                  if self.paths[name] == "fast" and self.spec.value_only(name)]
+        fast, plan = _fastpath(), self._plans.get("pde")
         parameter = next(model.parameters())
         if plan is None or plan.inputs.dtype != parameter.dtype or plan.inputs.device != parameter.device:
-            plan = self._fast_plan = fast.prepare(model, points["pde"], problem.variables, problem.derivatives,
-                                                  values=[points[name] for name in shared])
+            plan = self._plans["pde"] = fast.prepare(model, points["pde"], problem.variables,
+                                                     self.spec.derivatives("pde"),
+                                                     values=[points[name] for name in shared])
+            self._targets = None
+        if self._targets is None:
             with torch.no_grad():
-                self._targets = {name: self._conditions[name].target(points[name]).to(parameter.dtype).detach()
-                                 for name in shared if self._conditions[name].target is not None}
-        u, d, values = fast.run(model, plan)
-        residuals: dict[str, tuple[Tensor, Tensor | None]] = {"pde": (problem.pde(points["pde"], u, d), None)}
-        for name, value in zip(shared, values):
+                self._targets = {}
+                for name in shared:
+                    if name in self.spec.fixed_targets:
+                        d = problem.fields(points[name])
+                        self._targets[name] = self._conditions[name].target(d).to(parameter.dtype).detach()
+        values, derivatives, extra = fast.run(model, plan)
+        unknowns = unknown_parameters(model)
+        d = TensorFields(points["pde"], values, derivatives, problem.variables, problem.outputs, unknowns,
+                         time=problem.domain.time)
+        residuals: dict[str, tuple[Tensor, Tensor | None]] = {
+            name: (r, None) for name, r in equation_residuals(problem.pde(d), self.spec.equations,
+                                                             len(points["pde"])).items()}
+        for name, value in zip(shared, extra):
+            condition = self._conditions[name]
             target = self._targets.get(name)
-            if target is not None and target.shape == value.shape:
-                residuals[name] = (value, target)
+            columns = [problem.outputs.index(o) for o in condition.outputs]
+            if target is not None and condition.outputs:
+                selected = value if columns == list(range(value.shape[1])) else value[:, columns]
+                residuals[name] = (selected, target)
             else:
-                residuals[name] = (self._conditions[name].residual(points[name], value), None)
-        for name in self._terms[1:]:
+                e = TensorFields(points[name], value, {}, problem.variables, problem.outputs, unknowns,
+                                 time=problem.domain.time)
+                residuals[name] = (condition.residual(e), None)
+        for name in self._conditions:
             if name not in residuals:
                 residuals[name] = (self.condition_residual(name), None)
+        return residuals
+
+    def residuals(self) -> dict[str, tuple[Tensor, Tensor | None]]:
+        """Every term's pointwise residual as ``(x, t)``, the residual being ``x - t``."""
+        if self.fast:
+            return self._fast_residuals()
+        d = self.pde_fields()
+        residuals = {name: (r, None) for name, r in equation_residuals(
+            self.problem.pde(d), self.spec.equations, len(self.points["pde"])).items()}
+        residuals.update({name: (self.condition_residual(name), None) for name in self._conditions})
         return residuals
 
     def __call__(self) -> tuple[Tensor, dict[str, Tensor]]:
@@ -167,58 +250,17 @@ class PINNLoss:
 
     def loss(self) -> tuple[Tensor, dict[str, Tensor]]:
         """The total weighted loss and every term's mean square residual by name."""
-        if self.fast:
-            residuals = self._fast_residuals()
-        else:
-            residuals = {name: (self.pde_residual() if name == "pde" else self.condition_residual(name), None)
-                         for name in self._terms}
-        inputs = [residuals[name][0] for name in self._terms]
-        targets = tuple(residuals[name][1] for name in self._terms)
-        total, *means = _MeanSquares.apply(tuple(self.weights[name] for name in self._terms), targets, *inputs)
-        return total, dict(zip(self._terms, means))
+        residuals = self.residuals()
+        return weighted_mean_squares([residuals[name] for name in self._terms],
+                                     [self.weights[name] for name in self._terms], self._terms)
 
 
-class _MeanSquares(torch.autograd.Function):
-    r"""``(sum_k w_k m_k, m_1, m_2, ...)`` with :math:`m_k = \mathrm{mean}((x_k - t_k)^2)`, in one
-    autograd node: a dot product per term forward and one product per term backward, where
-    ``square().mean()`` and a weighted sum make about six nodes per term (each a dispatch, and
-    a pass over the residual). Inputs: the weights, the targets ``t_k`` (constants or ``None``
-    for zero), then the ``x_k``. Every output is differentiable, so each term's own gradient
-    can be taken too (:func:`pinn_lam.studies.stiffness.gradient_norms`), and the backward pass is
-    made of differentiable operations on the saved inputs, so it can be differentiated again
-    (Hessian-vector products, :func:`pinn_lam.studies.stiffness.hessian_top_eigenvalue`)."""
+def _split(fields: Fields, n: int) -> tuple[Fields, Fields]:
+    """Fields of the first ``n`` points and of the rest, from fields of both stacked."""
+    def part(rows: slice) -> Fields:
+        values = fields.values[rows]
+        derivatives = {k: v[rows] for k, v in fields.derivatives.items()}
+        return TensorFields(fields.points[rows], values, derivatives, fields.variables, fields.outputs,
+                            fields.unknowns, time=fields.time)
 
-    @staticmethod
-    def forward(ctx, weights, targets, *inputs):  # type: ignore[override]
-        residuals = [x if t is None else x - t for x, t in zip(inputs, targets)]
-        means = [_mean_square(r) for r in residuals]
-        total = means[0] * weights[0] if weights[0] != 1.0 else means[0].clone()
-        for weight, mean in zip(weights[1:], means[1:]):
-            total.add_(mean, alpha=weight)
-        ctx.save_for_backward(*inputs)
-        ctx.weights, ctx.targets = weights, targets
-        ctx.set_materialize_grads(False)
-        return (total, *means)
-
-    @staticmethod
-    def backward(ctx, g_total, *g_means):  # type: ignore[override]
-        grads = []
-        for x, t, weight, g_mean in zip(ctx.saved_tensors, ctx.targets, ctx.weights, g_means):
-            scale = 2.0 / max(x.numel(), 1)
-            if g_total is None and g_mean is None:
-                grads.append(None)
-                continue
-            if g_mean is None:
-                coefficient = g_total * (weight * scale)
-            else:
-                coefficient = g_mean * scale if g_total is None else (g_total * weight + g_mean) * scale
-            grads.append((x if t is None else x - t) * coefficient)
-        return (None, None, *grads)
-
-
-def _mean_square(r: Tensor) -> Tensor:
-    """``r.square().mean()`` as one dot product where BLAS has one."""
-    if r.dtype in (torch.float32, torch.float64) and r.numel():
-        flat = r.reshape(-1)
-        return torch.dot(flat, flat) / flat.numel()
-    return r.square().mean()
+    return part(slice(0, n)), part(slice(n, None))

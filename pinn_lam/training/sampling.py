@@ -1,12 +1,12 @@
 """Seeded point sampling: uniform, Latin hypercube and Sobol in the unit cube, and in boxes.
 
 A *unit sampler* ``unit(n, k)`` returns an ``(n, k)`` float64 array in :math:`[0, 1]^k`; it is
-what :meth:`pinn_lam.pde.problem.Condition.sample` draws its randomness from, so one seeded
+what a domain (:mod:`pinn_lam.pde.domains`) draws its randomness from, so one seeded
 :class:`numpy.random.Generator` drives every point of a run. Quasi-random methods
 (``"lhs"``, ``"sobol"``) build a fresh scrambled engine per call, seeded from that generator,
 so each call is a new, independent, well-spread set (this is what resampling wants).
 
-:class:`PointSampler` draws the collocation points (in the problem's box) and the points of every
+:class:`PointSampler` draws the collocation points (in the problem's domain) and the points of every
 condition, and exposes its generator state so that a resumed run draws the same points.
 """
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pinn_lam.pde.problem import Problem, UnitSampler
+from pinn_lam.pde.domains import Unit as UnitSampler
+from pinn_lam.pde.problem import Problem
 
 #: sampler name -> description (for --help and ``pinn-lam list``)
 METHODS: dict[str, str] = {
@@ -64,7 +65,7 @@ def unit_points(method: str, n: int, k: int, rng: np.random.Generator) -> np.nda
 
 
 def unit_sampler(method: str, seed: int | np.random.Generator) -> UnitSampler:
-    """A seeded ``unit(n, k)`` sampler (the type :class:`~pinn_lam.pde.problem.Condition` expects).
+    """A seeded ``unit(n, k)`` sampler (the type :mod:`pinn_lam.pde.domains` draws from).
 
     ``seed`` is an int or a :class:`numpy.random.Generator`, which the sampler then advances.
     """
@@ -84,10 +85,11 @@ class PointSampler:
     """Draws the points of every loss term of a problem from one seeded generator.
 
     Args:
-        problem: the problem whose box and conditions are sampled.
-        terms: loss terms to sample, ``"pde"`` (collocation points in the box) and condition names.
+        problem: the problem whose domain and conditions are sampled.
+        terms: point sets to draw, ``"pde"`` (collocation points in the domain) and condition names.
         n_collocation: number of collocation points.
-        n_boundary: number of points per condition.
+        n_boundary: number of points per condition (a condition with fixed points, such as
+            data, keeps its own).
         method: ``"uniform"``, ``"lhs"`` or ``"sobol"``.
         seed: int seed of the :class:`numpy.random.Generator`.
     """
@@ -98,7 +100,7 @@ class PointSampler:
                              ("number of boundary points", n_boundary)):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{label} must be a positive integer, got {value!r}")
-        conditions = problem.conditions()
+        conditions = problem.condition_map()
         unknown = [t for t in terms if t != "pde" and t not in conditions]
         if unknown:
             raise ValueError(f"unknown loss term(s) {unknown}; the problem has {', '.join(conditions)}")
@@ -116,16 +118,16 @@ class PointSampler:
         points = {}
         for term in self.terms:
             if term == "pde":
-                points[term] = box_points(self.problem.bounds, self.n_collocation, unit)
+                points[term] = self.problem.domain.sample(self.n_collocation, unit)
             else:
-                points[term] = np.asarray(self._conditions[term].sample(self.n_boundary, unit), dtype=np.float64)
+                points[term] = self._conditions[term].sample(self.problem.domain, self.n_boundary, unit)
         return points
 
     def adaptive(self, residual, pool: int) -> np.ndarray:
         """``n_collocation`` points by RAD (:func:`residual_adaptive_points`) from ``pool``
-        fresh candidates in the box; ``residual(points (N, d) array) -> (N,)`` evaluates the PDE."""
+        fresh candidates in the domain; ``residual(points (N, d) array) -> (N,)`` evaluates the PDE."""
         unit = unit_sampler(self.method, self.rng)
-        candidates = box_points(self.problem.bounds, max(pool, self.n_collocation), unit)
+        candidates = self.problem.domain.sample(max(pool, self.n_collocation), unit)
         return residual_adaptive_points(candidates, residual(candidates), self.n_collocation, self.rng)
 
     def state_dict(self) -> dict[str, Any]:

@@ -286,7 +286,7 @@ class Trainer:
                     and self.iteration % self.resample_every == 0 and self.points_iteration != self.iteration):
                 device, dtype = self.loss.points["pde"].device, self.dtype
                 new = self.sampler.sample()
-                self.loss.set_points({k: torch.as_tensor(new[k], device=device, dtype=dtype) for k in self.loss.terms()})
+                self.loss.set_points({k: torch.as_tensor(new[k], device=device, dtype=dtype) for k in self.loss.point_sets()})
                 self.points_iteration = self.iteration
             _, values = self._loss_and_grad(self.lbfgs["scale"] if is_lbfgs else 1.0)
             scale = self.lbfgs["scale"] if is_lbfgs else 1.0
@@ -328,7 +328,9 @@ class Trainer:
             values = []
             for start in range(0, len(candidates), batch):
                 chunk = torch.as_tensor(candidates[start:start + batch], device=device, dtype=dtype)
-                values.append(self.loss.pde_residual(chunk).detach().reshape(-1).cpu().numpy())
+                r = self.loss.pde_residual(chunk).detach()
+                # several equations: the norm of the residual vector at each point
+                values.append((r.reshape(-1) if r.shape[1] == 1 else r.norm(dim=1)).cpu().numpy())
             return np.concatenate(values)
 
         points = dict(self.loss.points)

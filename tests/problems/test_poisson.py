@@ -26,20 +26,20 @@ def test_residual_vanishes_on_the_exact_solution():
 
 def test_boundary_samples_cover_all_four_sides_and_satisfy_the_condition():
     poisson = Poisson()
-    condition = poisson.conditions()["bc"]
-    points = condition.sample(400, _unit(0))
+    condition = poisson.condition_map()["bc"]
+    points = condition.sample(poisson.domain, 400, _unit(0))
     assert points.shape == (400, 2)
     on_side = [points[:, 0] == 0, points[:, 0] == 1, points[:, 1] == 0, points[:, 1] == 1]
     assert np.all(np.any(on_side, axis=0)) and all(side.sum() > 50 for side in on_side)
     p = torch.as_tensor(points)
-    assert condition.residual(p, poisson.exact_torch(p)).abs().max().item() < 1e-14
+    assert poisson.condition_residual("bc", p, poisson.exact_torch).abs().max().item() < 1e-14
 
 
 def test_hard_constraint_satisfies_the_boundary_condition_exactly():
     poisson = Poisson()
     transform = poisson.output_transform()
     assert transform.covers == ("bc",)
-    p = torch.as_tensor(poisson.conditions()["bc"].sample(100, _unit(1)))
+    p = torch.as_tensor(poisson.condition_map()["bc"].sample(poisson.domain, 100, _unit(1)))
     assert torch.equal(transform(p, torch.randn(100, 1, dtype=torch.float64)), torch.zeros(100, 1, dtype=torch.float64))
 
 
@@ -47,11 +47,11 @@ def test_hard_constraint_satisfies_the_boundary_condition_exactly():
 def test_reference_is_within_1e_5_of_exact_at_default_resolution(tmp_path):
     poisson = Poisson()
     ref = poisson.reference(cache_dir=tmp_path)
-    exact = poisson.exact(ref.points()).reshape(ref.u.shape)
+    exact = poisson.exact_values(ref.points()).reshape(ref.u.shape)
     error = np.linalg.norm(ref.u - exact) / np.linalg.norm(exact)
     assert error <= 1e-5 and ref.error_estimate == pytest.approx(error, rel=1e-9)
     points = np.random.default_rng(2).random((1000, 2))
-    values = poisson.exact(points)
+    values = poisson.exact_values(points)
     assert np.linalg.norm(ref(points) - values) / np.linalg.norm(values) <= 1e-5
 
 
