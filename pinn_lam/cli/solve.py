@@ -60,7 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     # SUPPRESS: unset options stay absent, so the problem's defaults (named in each help) apply
     hide = argparse.SUPPRESS
-    parser.add_argument("problem", metavar="PROBLEM", help=f"one of: {', '.join(problems.available())}")
+    parser.add_argument("problem", metavar="PROBLEM", help=f"a library problem ({', '.join(problems.available())}) "
+                        "or a problem of your own as path/to/script.py:NAME")
     train = parser.add_argument_group("training")
     train.add_argument("--optimizer", default=hide, help=f"an optimizer ({', '.join(OPTIMIZERS)}) or phases "
                        f"joined by '+' ({_defaults('optimizer')})")
@@ -120,6 +121,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="CPU threads for PyTorch (default: PyTorch's choice; 1 is often faster on a busy machine)")
     run.add_argument("--no-progress", dest="progress", action="store_false", default=hide,
                      help="no progress bar")
+    run.add_argument("--no-figure", dest="figure", action="store_false", default=hide,
+                     help="write no solution figure")
 
 
 def load_config(path: str) -> dict[str, Any]:
@@ -164,7 +167,7 @@ def options_from(args: argparse.Namespace) -> dict[str, Any]:
     if settings.get("quick") and preset not in (None, "quick"):
         raise ValueError(f"--quick and --preset {preset} name two presets; give one")
     preset = preset or ("quick" if settings.get("quick") else None)
-    output = settings.pop("output", None) or str(Path("runs") / args.problem.lower())
+    output = settings.pop("output", None) or str(Path("runs") / default_folder(args.problem))
     return dict(
         optimizer=settings.get("optimizer"), iterations=settings.get("iterations"), lr=settings.get("lr"),
         lr_decay=settings.get("lr_decay"), width=settings.get("width"), depth=settings.get("depth"),
@@ -176,8 +179,16 @@ def options_from(args: argparse.Namespace) -> dict[str, Any]:
         time_limit=settings.get("time_limit"), hard_constraints=settings.get("hard_constraints"),
         weights=settings.get("weights"), fast=settings.get("fast"), params=params or None,
         adaptive_every=settings.get("adaptive_every"), threads=settings.get("threads"),
-        output_dir=output, resume=bool(getattr(args, "resume", False)),
+        output_dir=output, resume=bool(getattr(args, "resume", False)), figure=getattr(args, "figure", True),
     )
+
+
+def default_folder(problem: str) -> str:
+    """``burgers`` for a library problem, ``robin_heat-problem`` for ``examples/robin_heat.py:problem``."""
+    if ".py:" in problem:
+        path, _, name = problem.rpartition(":")
+        return f"{Path(path).stem}-{name}"
+    return problem.lower()
 
 
 class ProgressBar:
@@ -227,17 +238,34 @@ def run(args: argparse.Namespace) -> int:
         result = solve(args.problem, callback=bar, **options)
     finally:
         bar.close()
-    m = result.metrics
-    print(f"{result.problem!r}: trained {m['iterations']} iterations in {m['seconds']:.1f} s ({m['stop_reason']})")
-    for event in m["events"][:-1]:
-        print(f"  {event}")
-    print(f"relative L2 error vs reference: {m['rel_l2']:.3e}   max abs error: {m['max_abs']:.3e}")
-    if "rel_l2_exact" in m:
-        print(f"relative L2 error vs exact:     {m['rel_l2_exact']:.3e}   max abs error: {m['max_abs_exact']:.3e}")
-    print(f"final loss {m['loss']:.3e}; reference: {result.reference.method} "
-          f"(estimated error {_format(m['reference_error_estimate'])})")
-    print("wrote: " + ", ".join(str(p) for p in result.files))
+    print(summary(result))
     return 0
+
+
+def summary(result) -> str:
+    """What the command prints at the end: the run, its errors (per output, for several), the
+    unknowns of an inverse problem, the reference, and the files."""
+    m = result.metrics
+    lines = [f"{result.problem!r}: trained {m['iterations']} iterations in {m['seconds']:.1f} s ({m['stop_reason']})"]
+    lines += [f"  {event}" for event in m["events"][:-1]]
+    if m["rel_l2"] is None:
+        lines.append(f"no reference: {m['reference']}")
+        lines.append(f"root mean square of the PDE residual: {m['residual_rms']:.3e}")
+    else:
+        lines.append(f"relative L2 error vs reference: {m['rel_l2']:.3e}   max abs error: {m['max_abs']:.3e}")
+        for name in result.problem.outputs if len(result.problem.outputs) > 1 else ():
+            lines.append(f"  {name}: relative L2 error {m[f'rel_l2_{name}']:.3e}   max abs error {m[f'max_abs_{name}']:.3e}")
+        if "rel_l2_exact" in m:
+            lines.append(f"relative L2 error vs exact:     {m['rel_l2_exact']:.3e}   max abs error: {m['max_abs_exact']:.3e}")
+    for name, value in m.get("unknowns", {}).items():
+        lines.append(f"unknown {name} = {value:.6g}")
+    reference = "" if m["rel_l2"] is None else (f"; reference: {m['reference']} "
+                                               f"(estimated error {_format(m['reference_error_estimate'])})")
+    lines.append(f"final loss {m['loss']:.3e}{reference}")
+    if "figure" in m:
+        lines.append(f"figure {m['figure']}")
+    lines.append("wrote: " + ", ".join(str(p) for p in result.files))
+    return "\n".join(lines)
 
 
 def _format(value) -> str:

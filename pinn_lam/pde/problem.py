@@ -240,6 +240,10 @@ class PDE(Problem):
     def parameters(self) -> dict[str, Any]:
         return dict(self._parameters)
 
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.parameters().items())
+        return f"PDE({self.name!r}{', ' if args else ''}{args})"
+
     def pde(self, d: Fields):
         return self._equation(d)
 

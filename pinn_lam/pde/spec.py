@@ -143,7 +143,8 @@ def describe(problem) -> ProblemSpec:
         if points.ndim != 2 or points.shape[1] != len(variables) or len(points) == 0:
             raise ProblemError(f"{what}: its points have shape {points.shape}; expected (N, {len(variables)}) "
                                f"in the variables {', '.join(variables)}")
-        points = points[:PROBE_POINTS]
+        if condition.points is None:  # fixed points (data) are tried in full: their targets are per point
+            points = points[:PROBE_POINTS]
         d = _fields(problem, points, _call(what, condition.normals, domain, points))
         if condition.partner is None:
             value = _call(what, condition.residual, d)

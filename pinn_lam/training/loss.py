@@ -154,8 +154,18 @@ class PINNLoss:
         return AutogradFields(points, self.model(points), self.problem.variables, self.problem.outputs,
                               unknown_parameters(self.model), normal=normal, time=self.problem.domain.time)
 
-    def _fast_fields(self, points: Tensor, keys, normal: Tensor | None = None) -> Fields:
-        values, d = _fastpath().derivatives(self.model, points, self.problem.variables, keys)
+    def _fast_fields(self, points: Tensor, keys, normal: Tensor | None = None, plan: str | None = None) -> Fields:
+        """Fields by the fast path; ``plan`` names a point set whose precomputed inputs are kept
+        until the points, or the model's dtype or device, change."""
+        fast = _fastpath()
+        if plan is None:
+            values, d = fast.derivatives(self.model, points, self.problem.variables, keys)
+        else:
+            prepared = self._plans.get(plan)
+            parameter = next(self.model.parameters())
+            if prepared is None or prepared.inputs.dtype != parameter.dtype or prepared.inputs.device != parameter.device:
+                prepared = self._plans[plan] = fast.prepare(self.model, points, self.problem.variables, keys)
+            values, d, _ = fast.run(self.model, prepared)
         return TensorFields(points, values, d, self.problem.variables, self.problem.outputs,
                             unknown_parameters(self.model), normal=normal, time=self.problem.domain.time)
 
@@ -182,10 +192,10 @@ class PINNLoss:
         normal, partner = self._context(name) if own else (None, None)
         if self.paths[name] == "fast":
             keys = self.spec.derivatives(name)
-            if partner is None:
-                return condition.residual(self._fast_fields(points, keys, normal))
-            both = self._fast_fields(torch.cat((points, partner)), keys)
-            return condition.residual(*_split(both, len(points)))
+            stacked = points if partner is None else torch.cat((points, partner))
+            fields = self._fast_fields(stacked, keys, normal if partner is None else None,
+                                       plan=name if own else None)
+            return condition.residual(fields) if partner is None else condition.residual(*_split(fields, len(points)))
         d = self._autograd_fields(points, normal)
         if partner is None:
             return condition.residual(d)

@@ -52,7 +52,8 @@ def max_abs_error(prediction, reference) -> float:
 
 
 class RelativeL2:
-    """:func:`relative_l2_error` of a model against fixed reference values, computed where the
+    """:func:`relative_l2_error` of a model against fixed reference values (``(N,)``, or ``(N, m)``
+    for a model of ``m`` outputs: the error over all of them), computed where the
     model is (``model(points)`` without gradients, then float64 norms in PyTorch): what the
     trainer evaluates every ``eval_every`` iterations. Only the error comes back to the host, and
     no NumPy BLAS call is made inside training (see :func:`_norm`). The points are cached per
@@ -60,9 +61,11 @@ class RelativeL2:
 
     def __init__(self, points, reference) -> None:
         self.points = np.asarray(points, dtype=np.float64)
-        self.reference = np.asarray(reference, dtype=np.float64).reshape(-1)
-        if self.points.ndim != 2 or len(self.points) != self.reference.size:
-            raise ValueError(f"points must be (N, d) with N = {self.reference.size} reference values, "
+        reference = np.asarray(reference, dtype=np.float64)
+        # one value per point, or one row of values per point (several outputs)
+        self.reference = reference.reshape(-1)
+        if self.points.ndim != 2 or len(self.points) != len(reference):
+            raise ValueError(f"points must be (N, d) with N = {len(reference)} reference values, "
                              f"got shape {self.points.shape}")
         if self.reference.size == 0:
             raise ValueError("cannot compute an error on zero points")
