@@ -145,3 +145,38 @@ def test_sprint_preset_is_a_float32_iteration_budget_layered_on_each_problem():
     assert config["dtype"] == "float32" and config["time_limit"] is None
     with pytest.raises(ValueError, match="available: quick, sprint"):
         presets.resolve("burgers", "sprnt")
+
+
+def test_one_seed_drives_the_initial_weights_and_every_point():
+    import problems
+    import torch
+
+    from pinn_lam.training.solve import build, configure
+
+    problem = problems.get("heat")
+    settings = dict(width=8, depth=2, n_collocation=64, n_boundary=8, device="cpu", dtype="float64", iterations=1,
+                    optimizer="adam")
+
+    def start(seed):
+        config = configure(problem, None, settings)
+        config.update(seed=seed, fast=None)
+        model, sampler, loss = build(problem, config)
+        return model.state_dict(), {k: v.clone() for k, v in loss.points.items()}, sampler.sample(), loss
+
+    same, again, other = start(5), start(5), start(6)
+    for name, weight in same[0].items():
+        assert torch.equal(weight, again[0][name]), name
+    assert any(not torch.equal(weight, other[0][name]) for name, weight in same[0].items() if "weight" in name)
+    for k in same[1]:
+        assert torch.equal(same[1][k], again[1][k]) and not torch.equal(same[1][k], other[1][k]), k
+        np.testing.assert_array_equal(same[2][k], again[2][k])  # the next draw as well
+        assert not np.array_equal(same[2][k], other[2][k]), k
+
+    # solve(seed=...) trains from exactly that start: its first loss is the one of build's model
+    firsts = []
+    result = solve("heat", **{**SMALL, **settings, "seed": 6}, reference_resolution=(16, 16),
+                   callback=lambda s: firsts.append({k: v.clone() for k, v in s.loss.points.items()}))
+    for k, points in other[1].items():
+        assert torch.equal(firsts[0][k], points), k
+    total, _ = other[3]()
+    assert result.history[0]["loss"] == float(total.detach())
