@@ -193,3 +193,60 @@ def test_parameter_values_parse_numbers_tuples_and_pi():
     assert params["modes"] == ((1, 1.0), (8, 0.5)) and params["alpha"] == 0.2 and params["name"] == "abc"
     with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_params(["nu"])
+
+
+def compare_args(*argv):
+    from pinn_lam.cli import compare
+
+    parser = argparse.ArgumentParser()
+    compare.add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_stiff_suite_plans_every_case_with_its_own_parameters():
+    from pinn_lam.cli.compare import plans_from_args
+
+    plans = plans_from_args(compare_args("--suite", "stiff", "--optimizers", "lam,adam", "--seeds", "2",
+                                         "--iterations", "50", "--hessian-points", "0"))
+    assert [p.case for p in plans] == ["burgers-nu0.01pi", "burgers-nu0.0025pi", "heat-mode8", "poisson-mode8"]
+    expected = [("burgers", {"nu": 0.01 / math.pi}), ("burgers", {"nu": 0.0025 / math.pi}),
+                ("heat", {"alpha": 0.1, "modes": ((1, 1.0), (8, 0.5))}),
+                ("poisson", {"modes": ((1, 1, 1.0), (8, 8, 0.1))})]
+    for p, (problem, params) in zip(plans, expected):
+        assert len(p.runs) == 4 and {(s.label, s.seed) for s in p.runs} == {("lam", 0), ("lam", 1), ("adam", 0), ("adam", 1)}
+        for spec in p.runs:
+            assert (spec.problem, spec.case, dict(spec.params)) == (problem, p.case, params)
+            assert spec.iterations == 50 and spec.time_limit is None and spec.lr == DEFAULT_LR
+    assert len({s.key for p in plans for s in p.runs}) == 16  # the two Burgers cases are different runs
+    with pytest.raises(ValueError, match="not both"):
+        plans_from_args(compare_args("heat", "--suite", "stiff"))
+    with pytest.raises(ValueError, match="--param cannot be combined with --suite"):
+        plans_from_args(compare_args("--suite", "stiff", "--param", "nu=0.1"))
+    with pytest.raises(ValueError, match="unknown suite 'soft'; available: stiff"):
+        plans_from_args(compare_args("--suite", "soft"))
+
+
+@pytest.mark.parametrize("plain", [[], ["--no-stiffness"]], ids=["diagnosed", "plain"])
+def test_a_time_limited_comparison_stops_each_run_on_its_training_clock(plain):
+    """--time-limit alone: no iteration budget, every run ends by the clock; with stiffness
+    diagnostics the clock counts training time only (the diagnostics' seconds are taken out)."""
+    from pinn_lam.cli.compare import plans_from_args
+    from pinn_lam.studies.compare import UNBOUNDED, execute
+
+    (p,) = plans_from_args(compare_args("heat", "--optimizers", "lam,lbfgs", "--seeds", "1", "--time-limit", "0.3",
+                                        "--preset", "quick", "--n-collocation", "64", "--width", "8", "--depth",
+                                        "2", "--hessian-points", "1", "--param", "modes=((1, 1.0),)", *plain))
+    assert [(s.label, s.iterations, s.time_limit) for s in p.runs] == [("lam", None, 0.3), ("lbfgs", None, 0.3)]
+    for spec in p.runs:
+        record = execute(spec)
+        m = record["metrics"]
+        assert record["status"] == "ok" and m["stop_reason"] == "time limit of 0.3 s reached", m
+        assert 0 < m["iterations"] < UNBOUNDED and record["history"][-1]["iteration"] == m["iterations"]
+        assert record["train_seconds"] >= 0.3
+        if plain:
+            assert record["stiffness"] == [] and record["train_seconds"] == m["seconds"]
+        else:  # the diagnostics during training (not the final one) are taken out of the clock
+            assert record["stiffness"] and "hessian_top" in record["stiffness"][0]
+            assert m["seconds"] - record["diagnostic_seconds"] <= record["train_seconds"] < m["seconds"]
+            times = [row["time"] for row in record["history"]]
+            assert times == sorted(times) and times[-1] <= record["train_seconds"] + 1e-3
