@@ -168,21 +168,30 @@ def test_tiny_comparison_end_to_end_writes_figures_and_tables_and_resumes(tmp_pa
 
 
 @pytest.mark.slow
-def test_figures_quick_form_makes_every_figure_and_the_results_table(tmp_path):
-    from pinn_lam.studies.paper_figures import QUICK, make_all
+def test_figures_command_makes_every_figure_and_the_results_table(tmp_path, capsys, monkeypatch):
+    from pinn_lam.cli.main import main
+    from pinn_lam.studies import paper_figures
 
-    # the full set has every problem and the suite; one problem keeps this test short
-    budget = dataclasses.replace(QUICK, optimizers=("lam", "adam"), compare_seeds=1, compare_iterations=4,
-                                 lrs=(1e-2,), suite=None, solution_iterations=4, problems=("heat",),
-                                 compare_problem="heat", hessian_points=0)
-    written = make_all(tmp_path / "figures", tmp_path / "runs", budget=budget, workers=1, warm=False, log=None)
-    names = {str(p.relative_to(tmp_path / "figures")) for p in written}
+    # the --quick set has every problem and the suite; one problem and 4 iterations keep this short
+    tiny = dataclasses.replace(paper_figures.QUICK, optimizers=("lam", "adam"), compare_seeds=1, compare_iterations=2,
+                               lrs=(1e-2,), suite=None, solution_iterations=2, problems=("heat",),
+                               compare_problem="heat", hessian_points=0)
+    monkeypatch.setattr(paper_figures, "QUICK", tiny)
+    figures, runs = tmp_path / "figures", tmp_path / "runs"
+    assert main(["figures", "--quick", "--scale", "2", "--workers", "1", "--output", str(figures),
+                 "--runs", str(runs)]) == 0
+    out = capsys.readouterr().out
+    names = {str(p.relative_to(figures)) for p in figures.rglob("*.*")}
     for stem in ("solution_heat", "heat/convergence_iteration", "heat/convergence_time", "heat/stiffness",
                  "heat/lr_sensitivity", "heat/variants"):
         assert {f"{stem}.png", f"{stem}.pdf"} <= names
-    text = (tmp_path / "figures" / "results.md").read_text()
-    assert "| heat | lam+lbfgs | 4 |" in text
+        assert f"  {figures / stem}.png" in out.splitlines()  # the command lists what it wrote (no PDFs)
+    assert f"wrote {len(names)} files into {figures}:" in out
+    text = (figures / "results.md").read_text()
+    assert "| heat | lam+lbfgs | 4 |" in text  # --scale 2 doubles the solution's 2 iterations
     assert f"| heat | lam-layerwise | {DEFAULT_LR:g} |" in text and "| heat | adam | 0.01 |" in text and "Machine: " in text
+    records = [json.loads(p.read_text()) for p in runs.rglob("*.json") if "spec" in p.read_text()[:20]]
+    assert records and {r["metrics"]["iterations"] for r in records if r["spec"]["label"] != "lam+lbfgs"} == {4}
 
 
 def test_parameter_values_parse_numbers_tuples_and_pi():
