@@ -120,7 +120,7 @@ def test_progress_bar_on_stderr_counts_iterations_and_shows_the_latest_loss_erro
 
     monkeypatch.setattr("pinn_lam.plots.solution.solution_figure", lambda *args, **kwargs: [])  # seconds of drawing
     code = main(["solve", "heat", *[a for a in SMALL if a != "--no-progress"], "--eval-every", "10",
-                 "--time-limit", "600", "--output", str(tmp_path), "--device", "cpu"])
+                 "--time-limit", "1e5", "--output", str(tmp_path), "--device", "cpu"])
     captured = capsys.readouterr()
     assert code == 0 and "it/s" not in captured.out
     frames = [frame.strip() for frame in captured.err.split("\r") if frame.strip()]
@@ -135,4 +135,4 @@ def test_progress_bar_on_stderr_counts_iterations_and_shows_the_latest_loss_erro
     postfix = last[last.index("phase="):].rstrip("]")
     left = int(postfix.split("limit=")[1].rstrip("s"))
     assert postfix == (f"phase=lbfgs, loss={float(before['loss']):.2e}, rel_l2={float(before['rel_l2']):.2e}, "
-                       f"limit={left}s") and 590 <= left <= 600
+                       f"limit={left}s") and 99000 <= left <= 100000  # seconds left of the limit
