@@ -80,7 +80,8 @@ def test_soft_constraints_log_every_condition_term():
     x0 = points["ic"][:, :1]
     with torch.no_grad():
         by_hand = {"pde": (du[:, 1] - 0.1 * d2u[:, 0]).square().mean(),
-                   "ic": (model(points["ic"]) - torch.sin(math.pi * x0) - 0.5 * torch.sin(4 * math.pi * x0)).square().mean(),
+                   "ic": (model(points["ic"]) - torch.sin(math.pi * x0)
+                          - 0.5 * torch.sin(4 * math.pi * x0)).square().mean(),
                    "bc": model(points["bc"]).square().mean()}
     for name, value in by_hand.items():
         assert row[f"loss_{name}"] == pytest.approx(float(value), rel=1e-12), name
