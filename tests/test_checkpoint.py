@@ -1,4 +1,5 @@
 """Checkpoints: atomic, weights_only, and a killed run resumes bit-identically (CPU)."""
+import copy
 import os
 
 import pytest
@@ -57,21 +58,65 @@ def _kill_at(iteration):
     return callback
 
 
-@pytest.mark.parametrize("kill_at", [17, 52])  # inside the LAM phase, inside the L-BFGS phase
+def assert_identical(a, b, where="checkpoint"):
+    """Every tensor bit-equal (values and dtype), every other value equal, at every depth."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and list(a) == list(b), (where, list(a), list(b))
+        for key in a:
+            assert_identical(a[key], b[key], f"{where}[{key!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert type(a) is type(b) and len(a) == len(b), where
+        for k, (x, y) in enumerate(zip(a, b)):
+            assert_identical(x, y, f"{where}[{k}]")
+    else:
+        assert a == b, (where, a, b)
+
+
+# inside the LAM phase just after a redraw at 20, inside the L-BFGS phase after the redraw at 50
+@pytest.mark.parametrize("kill_at", [27, 52])
 def test_killed_run_resumes_bit_identical(tmp_path, kill_at):
+    """A run with uniform resampling, residual-based redraws and an L-BFGS phase, killed and
+    resumed from its checkpoint, ends with the same parameters, optimizer state, points, sampler
+    state, counters and history (its clock continues from the saved ``elapsed``)."""
     settings = dict(TINY, optimizer="lam+lbfgs", iterations=[30, 40], lr=1e-2, seed=3, checkpoint_every=10,
-                    resample_every=7)
-    full = solve("heat", output_dir=tmp_path / "full", **settings)
+                    resample_every=7, adaptive_every=10, adaptive_pool=512)
+    seen = {"full": {}, "resumed": {}}
+
+    def record(run):
+        def callback(state):  # everything the loop carries, after every step or L-BFGS chunk
+            seen[run][state.iteration] = copy.deepcopy({
+                "model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
+                "points": state.loss.points})
+        return callback
+
+    full = solve("heat", output_dir=tmp_path / "full", callback=record("full"), **settings)
     with pytest.raises(Kill):
         solve("heat", output_dir=tmp_path / "killed", callback=_kill_at(kill_at), **settings)
     saved = load_checkpoint(tmp_path / "killed" / "checkpoint.pt")
-    assert saved["iteration"] == 10 * (kill_at // 10)
-    resumed = solve("heat", output_dir=tmp_path / "killed", resume=True, **settings)
+    assert saved["iteration"] == 10 * (kill_at // 10) == saved["points_iteration"]
+    assert saved["adaptations"] == kill_at // 10 and saved["elapsed"] > 0
+    resumed = solve("heat", output_dir=tmp_path / "killed", resume=True, callback=record("resumed"), **settings)
     assert resumed.metrics["iterations"] == full.metrics["iterations"] == 70
-    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
-        assert torch.equal(a, b), name
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "time"} for r in rows]  # noqa: E731
-    assert strip(resumed.history) == strip(full.history)
+    assert resumed.metrics["adaptive_redraws"] == full.metrics["adaptive_redraws"] == 6  # at 10, 20, ..., 60
+
+    assert list(seen["resumed"]) == [k for k in seen["full"] if k > saved["iteration"]]
+    for iteration, state in seen["resumed"].items():
+        assert_identical(seen["full"][iteration], state, f"iteration {iteration}")
+    ends = [load_checkpoint(tmp_path / name / "checkpoint.pt") for name in ("full", "killed")]
+    assert ends[0]["sampler"] is not None
+    timeless = [{k: v for k, v in end.items() if k not in ("elapsed", "history")} for end in ends]
+    assert_identical(*timeless)  # model, optimizer state, points, sampler, counters, events, config
+
+    untimed = lambda rows: [{k: v for k, v in r.items() if k != "time"} for r in rows]  # noqa: E731
+    assert untimed(resumed.history) == untimed(full.history) == untimed(ends[1]["history"])
+    # rows before the checkpoint come from it, times and all; later rows continue its clock
+    before = [row for row in resumed.history if row["iteration"] < saved["iteration"]]
+    assert before == [row for row in saved["history"] if row["iteration"] < saved["iteration"]] and before
+    after = [row["time"] for row in resumed.history[len(before):]]
+    assert after[0] >= round(saved["elapsed"], 4) and after == sorted(after)
+    assert ends[1]["elapsed"] >= saved["elapsed"] and resumed.metrics["seconds"] >= round(saved["elapsed"], 3)
 
 
 def test_resume_refuses_different_settings(tmp_path):

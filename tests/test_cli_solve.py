@@ -112,3 +112,27 @@ def test_preset_option_names_any_preset_and_conflicts_with_quick(tmp_path):
     assert command.options_from(parser.parse_args(["heat", "--config", str(config)]))["preset"] == "sprint"
     with pytest.raises(SystemExit):
         parser.parse_args(["burgers", "--preset", "turbo"])
+
+
+def test_progress_bar_on_stderr_counts_iterations_and_shows_the_latest_loss_error_and_time_left(
+        tmp_path, capsys, monkeypatch):
+    import csv
+
+    monkeypatch.setattr("pinn_lam.plots.solution.solution_figure", lambda *args, **kwargs: [])  # seconds of drawing
+    code = main(["solve", "heat", *[a for a in SMALL if a != "--no-progress"], "--eval-every", "10",
+                 "--time-limit", "1e5", "--output", str(tmp_path), "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert code == 0 and "it/s" not in captured.out
+    frames = [frame.strip() for frame in captured.err.split("\r") if frame.strip()]
+    assert frames[0].startswith("0%") and "0/50" in frames[0]
+    last = frames[-1]
+    assert last.startswith("100%") and "| 50/50 [" in last, last
+    with open(tmp_path / "history.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    # the last callback follows the last L-BFGS chunk, whose loss (and the error there) the bar shows
+    before = rows[-2]
+    assert before["optimizer"] == "lbfgs" and before["rel_l2"]
+    postfix = last[last.index("phase="):].rstrip("]")
+    left = int(postfix.split("limit=")[1].rstrip("s"))
+    assert postfix == (f"phase=lbfgs, loss={float(before['loss']):.2e}, rel_l2={float(before['rel_l2']):.2e}, "
+                       f"limit={left}s") and 99000 <= left <= 100000  # seconds left of the limit

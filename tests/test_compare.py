@@ -148,7 +148,13 @@ def test_tiny_comparison_end_to_end_writes_figures_and_tables_and_resumes(tmp_pa
         rows = list(csv.DictReader(handle))
     assert tuple(rows[0]) == COLUMNS
     assert sorted(r["optimizer"] for r in rows) == ["adam", "lam"] and all(r["runs"] == "2" for r in rows)
-    assert all(0 < float(r["rel_l2_median"]) < 2 for r in rows)
+    records = [json.loads(p.read_text()) for p in runs]
+    for row in rows:  # the table summarises the runs' own final errors (two seeds: two different ones)
+        errors = sorted(r["metrics"]["rel_l2"] for r in records if r["spec"]["label"] == row["optimizer"])
+        assert len(errors) == 2 and errors[0] < errors[1]
+        assert float(row["rel_l2_median"]) == pytest.approx(sum(errors) / 2, rel=1e-12)
+        assert (float(row["rel_l2_min"]), float(row["rel_l2_max"])) == pytest.approx(errors, rel=1e-12)
+        assert float(row["iterations_median"]) == 6
     assert f"| heat | lam | {DEFAULT_LR:g} |" in (tmp_path / "results.md").read_text()
     for stem in ("convergence_iteration", "convergence_time", "stiffness"):
         assert (tmp_path / f"{stem}.png").stat().st_size > 0 and (tmp_path / f"{stem}.pdf").stat().st_size > 0
@@ -162,21 +168,30 @@ def test_tiny_comparison_end_to_end_writes_figures_and_tables_and_resumes(tmp_pa
 
 
 @pytest.mark.slow
-def test_figures_quick_form_makes_every_figure_and_the_results_table(tmp_path):
-    from pinn_lam.studies.paper_figures import QUICK, make_all
+def test_figures_command_makes_every_figure_and_the_results_table(tmp_path, capsys, monkeypatch):
+    from pinn_lam.cli.main import main
+    from pinn_lam.studies import paper_figures
 
-    # the full set has every problem and the suite; one problem keeps this test short
-    budget = dataclasses.replace(QUICK, optimizers=("lam", "adam"), compare_seeds=1, compare_iterations=4,
-                                 lrs=(1e-2,), suite=None, solution_iterations=4, problems=("heat",),
-                                 compare_problem="heat", hessian_points=0)
-    written = make_all(tmp_path / "figures", tmp_path / "runs", budget=budget, workers=1, warm=False, log=None)
-    names = {str(p.relative_to(tmp_path / "figures")) for p in written}
+    # the --quick set has every problem and the suite; one problem and 4 iterations keep this short
+    tiny = dataclasses.replace(paper_figures.QUICK, optimizers=("lam", "adam"), compare_seeds=1, compare_iterations=2,
+                               lrs=(1e-2,), suite=None, solution_iterations=2, problems=("heat",),
+                               compare_problem="heat", hessian_points=0)
+    monkeypatch.setattr(paper_figures, "QUICK", tiny)
+    figures, runs = tmp_path / "figures", tmp_path / "runs"
+    assert main(["figures", "--quick", "--scale", "2", "--workers", "1", "--output", str(figures),
+                 "--runs", str(runs)]) == 0
+    out = capsys.readouterr().out
+    names = {str(p.relative_to(figures)) for p in figures.rglob("*.*")}
     for stem in ("solution_heat", "heat/convergence_iteration", "heat/convergence_time", "heat/stiffness",
                  "heat/lr_sensitivity", "heat/variants"):
         assert {f"{stem}.png", f"{stem}.pdf"} <= names
-    text = (tmp_path / "figures" / "results.md").read_text()
-    assert "| heat | lam+lbfgs | 4 |" in text
+        assert f"  {figures / stem}.png" in out.splitlines()  # the command lists what it wrote (no PDFs)
+    assert f"wrote {len(names)} files into {figures}:" in out
+    text = (figures / "results.md").read_text()
+    assert "| heat | lam+lbfgs | 4 |" in text  # --scale 2 doubles the solution's 2 iterations
     assert f"| heat | lam-layerwise | {DEFAULT_LR:g} |" in text and "| heat | adam | 0.01 |" in text and "Machine: " in text
+    records = [json.loads(p.read_text()) for p in runs.rglob("*.json") if "spec" in p.read_text()[:20]]
+    assert records and {r["metrics"]["iterations"] for r in records if r["spec"]["label"] != "lam+lbfgs"} == {4}
 
 
 def test_parameter_values_parse_numbers_tuples_and_pi():
@@ -187,3 +202,60 @@ def test_parameter_values_parse_numbers_tuples_and_pi():
     assert params["modes"] == ((1, 1.0), (8, 0.5)) and params["alpha"] == 0.2 and params["name"] == "abc"
     with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_params(["nu"])
+
+
+def compare_args(*argv):
+    from pinn_lam.cli import compare
+
+    parser = argparse.ArgumentParser()
+    compare.add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_stiff_suite_plans_every_case_with_its_own_parameters():
+    from pinn_lam.cli.compare import plans_from_args
+
+    plans = plans_from_args(compare_args("--suite", "stiff", "--optimizers", "lam,adam", "--seeds", "2",
+                                         "--iterations", "50", "--hessian-points", "0"))
+    assert [p.case for p in plans] == ["burgers-nu0.01pi", "burgers-nu0.0025pi", "heat-mode8", "poisson-mode8"]
+    expected = [("burgers", {"nu": 0.01 / math.pi}), ("burgers", {"nu": 0.0025 / math.pi}),
+                ("heat", {"alpha": 0.1, "modes": ((1, 1.0), (8, 0.5))}),
+                ("poisson", {"modes": ((1, 1, 1.0), (8, 8, 0.1))})]
+    for p, (problem, params) in zip(plans, expected):
+        assert sorted((s.label, s.seed) for s in p.runs) == [("adam", 0), ("adam", 1), ("lam", 0), ("lam", 1)]
+        for spec in p.runs:
+            assert (spec.problem, spec.case, dict(spec.params)) == (problem, p.case, params)
+            assert spec.iterations == 50 and spec.time_limit is None and spec.lr == DEFAULT_LR
+    assert len({s.key for p in plans for s in p.runs}) == 16  # the two Burgers cases are different runs
+    with pytest.raises(ValueError, match="not both"):
+        plans_from_args(compare_args("heat", "--suite", "stiff"))
+    with pytest.raises(ValueError, match="--param cannot be combined with --suite"):
+        plans_from_args(compare_args("--suite", "stiff", "--param", "nu=0.1"))
+    with pytest.raises(ValueError, match="unknown suite 'soft'; available: stiff"):
+        plans_from_args(compare_args("--suite", "soft"))
+
+
+@pytest.mark.parametrize("plain", [[], ["--no-stiffness"]], ids=["diagnosed", "plain"])
+def test_a_time_limited_comparison_stops_each_run_on_its_training_clock(plain):
+    """--time-limit alone: no iteration budget, every run ends by the clock; with stiffness
+    diagnostics the clock counts training time only (the diagnostics' seconds are taken out)."""
+    from pinn_lam.cli.compare import plans_from_args
+    from pinn_lam.studies.compare import UNBOUNDED, execute
+
+    (p,) = plans_from_args(compare_args("heat", "--optimizers", "lam,lbfgs", "--seeds", "1", "--time-limit", "0.3",
+                                        "--preset", "quick", "--n-collocation", "64", "--width", "8", "--depth",
+                                        "2", "--hessian-points", "1", "--param", "modes=((1, 1.0),)", *plain))
+    assert [(s.label, s.iterations, s.time_limit) for s in p.runs] == [("lam", None, 0.3), ("lbfgs", None, 0.3)]
+    for spec in p.runs:
+        record = execute(spec)
+        m = record["metrics"]
+        assert record["status"] == "ok" and m["stop_reason"] == "time limit of 0.3 s reached", m
+        assert 0 < m["iterations"] < UNBOUNDED and record["history"][-1]["iteration"] == m["iterations"]
+        assert record["train_seconds"] >= 0.3
+        if plain:
+            assert record["stiffness"] == [] and record["train_seconds"] == m["seconds"]
+        else:  # the diagnostics during training (not the final one) are taken out of the clock
+            assert record["stiffness"] and "hessian_top" in record["stiffness"][0]
+            assert m["seconds"] - record["diagnostic_seconds"] <= record["train_seconds"] < m["seconds"]
+            times = [row["time"] for row in record["history"]]
+            assert times == sorted(times) and times[-1] <= record["train_seconds"] + 1e-3

@@ -52,3 +52,31 @@ def test_table_lists_each_row_with_measured_numbers(monkeypatch):
     cells = [c.strip() for c in table[2].strip("|").split("|")]
     assert cells[0] == "heat" and "alpha=0.1" in cells[2] and "Crank-Nicolson" in cells[3]
     assert float(cells[5]) < 1e-5 and float(cells[6]) > 0
+
+
+def test_table_states_the_error_against_the_published_burgers_data_when_it_is_there(tmp_path, monkeypatch):
+    """The line under the table: ``burgers_shock.mat`` in ``../shared/data`` beside the checkout
+    (here a stand-in with known values, and a reference 0.1% above it) against the default Burgers reference."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    from scipy.io import savemat
+
+    import problems
+
+    usol = np.random.default_rng(0).standard_normal((256, 100))
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    (tmp_path / "checkout" / "problems").mkdir(parents=True)
+    savemat(tmp_path / "shared" / "data" / "burgers_shock.mat", {"usol": usol})
+    monkeypatch.setattr(problems, "__file__", str(tmp_path / "checkout" / "problems" / "__init__.py"))
+    monkeypatch.setattr(problems.Burgers, "reference", lambda self, *args, **kwargs: SimpleNamespace(u=usol * 1.001))
+    monkeypatch.setattr(reference, "TABLE_ROWS", (("heat", {"modes": ((1, 1.0),)}),))
+    table = reference.markdown_table().splitlines()
+    assert table[3:5] == ["", "Burgers (nu=0.01/pi) against the published data set ../shared/data/burgers_shock.mat: "
+                              "relative L2 1.0e-03 on its 256 x 100 grid."]
+    name, error = reference.published_burgers_error()
+    assert name == "../shared/data/burgers_shock.mat" and error == pytest.approx(1e-3, rel=1e-9)
+    # without the data set the line is left out
+    (tmp_path / "shared" / "data" / "burgers_shock.mat").unlink()
+    assert reference.published_burgers_error() is None
+    assert "published data" not in reference.markdown_table()

@@ -65,7 +65,30 @@ def test_result_predicts_and_records_history_and_outputs(tmp_path):
 def test_soft_constraints_log_every_condition_term():
     result = solve("heat", optimizer="adam", iterations=3, hard_constraints=False, reference_resolution=(16, 16),
                    **{k: v for k, v in SMALL.items() if k not in ("optimizer",)})
-    assert {"loss_pde", "loss_ic", "loss_bc"} <= set(result.history[0])
+    row = result.history[0]
+    assert {"loss_pde", "loss_ic", "loss_bc"} <= set(row)
+    # the logged terms at iteration 0, by hand from the same seeded start
+    import torch
+
+    from pinn_lam.training.solve import build
+
+    model, _, loss = build(result.problem, result.config)
+    points = {k: v.detach() for k, v in loss.points.items()}
+    assert torch.all(points["ic"][:, 1] == 0) and torch.all((points["bc"][:, 0] == 0) | (points["bc"][:, 0] == 1))
+    xp = points["pde"].clone().requires_grad_(True)
+    u = model(xp)
+    (du,) = torch.autograd.grad(u.sum(), xp, create_graph=True)
+    (d2u,) = torch.autograd.grad(du[:, 0].sum(), xp)
+    x0 = points["ic"][:, :1]
+    with torch.no_grad():
+        by_hand = {"pde": (du[:, 1] - 0.1 * d2u[:, 0]).square().mean(),
+                   "ic": (model(points["ic"]) - torch.sin(math.pi * x0)
+                          - 0.5 * torch.sin(4 * math.pi * x0)).square().mean(),
+                   "bc": model(points["bc"]).square().mean()}
+    for name, value in by_hand.items():
+        assert row[f"loss_{name}"] == pytest.approx(float(value), rel=1e-12), name
+    assert row["loss"] == pytest.approx(float(sum(by_hand.values())), rel=1e-12)
+    assert result.history[-1]["loss"] < row["loss"]
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
@@ -149,3 +172,38 @@ def test_sprint_preset_is_a_float32_iteration_budget_layered_on_each_problem():
     assert config["dtype"] == "float32" and config["time_limit"] is None
     with pytest.raises(ValueError, match="available: quick, sprint"):
         presets.resolve("burgers", "sprnt")
+
+
+def test_one_seed_drives_the_initial_weights_and_every_point():
+    import problems
+    import torch
+
+    from pinn_lam.training.solve import build, configure
+
+    problem = problems.get("heat")
+    settings = dict(width=8, depth=2, n_collocation=64, n_boundary=8, device="cpu", dtype="float64", iterations=1,
+                    optimizer="adam")
+
+    def start(seed):
+        config = configure(problem, None, settings)
+        config.update(seed=seed, fast=None)
+        model, sampler, loss = build(problem, config)
+        return model.state_dict(), {k: v.clone() for k, v in loss.points.items()}, sampler.sample(), loss
+
+    same, again, other = start(5), start(5), start(6)
+    for name, weight in same[0].items():
+        assert torch.equal(weight, again[0][name]), name
+    assert any(not torch.equal(weight, other[0][name]) for name, weight in same[0].items() if "weight" in name)
+    for k in same[1]:
+        assert torch.equal(same[1][k], again[1][k]) and not torch.equal(same[1][k], other[1][k]), k
+        np.testing.assert_array_equal(same[2][k], again[2][k])  # the next draw as well
+        assert not np.array_equal(same[2][k], other[2][k]), k
+
+    # solve(seed=...) trains from exactly that start: its first loss is the one of build's model
+    firsts = []
+    result = solve("heat", **{**SMALL, **settings, "seed": 6}, reference_resolution=(16, 16),
+                   callback=lambda s: firsts.append({k: v.clone() for k, v in s.loss.points.items()}))
+    for k, points in other[1].items():
+        assert torch.equal(firsts[0][k], points), k
+    total, _ = other[3]()
+    assert result.history[0]["loss"] == float(total.detach())

@@ -99,7 +99,7 @@ def test_cole_hopf_matches_the_published_data(standard_data):
 def test_reference_matches_the_published_data_from_scratch(standard_data, tmp_path):
     x, t, usol = standard_data
     ref = Burgers().reference(cache_dir=tmp_path)
-    assert not ref.info["cached"] and ref.seconds <= 10.0
+    assert not ref.info["cached"]  # computed here (`pinn-lam reference --table` times it)
     np.testing.assert_array_equal(ref.grid[0], x)
     np.testing.assert_allclose(ref.grid[1], t, atol=1e-15)
     error = _relative_l2(ref.u, usol)
@@ -154,13 +154,18 @@ def test_bad_resolution_raises_value_error(resolution, tmp_path):
         Burgers().reference(resolution, cache_dir=tmp_path)
 
 
-def test_construction_is_cheap():
-    import time
+def test_construction_solves_nothing(monkeypatch):
+    """Building the problem only validates its parameter: the reference and the exact solution
+    are computed when asked for."""
+    import problems.burgers as module
 
-    start = time.perf_counter()
-    for _ in range(100):
-        Burgers(nu=0.02)
-    assert time.perf_counter() - start < 0.05
+    def refuse(*args, **kwargs):
+        raise AssertionError("computed at construction")
+
+    for name in ("cached_reference", "cole_hopf", "cole_hopf_torch", "auto_intervals", "stretching"):
+        monkeypatch.setattr(module, name, refuse)
+    monkeypatch.setattr(module.fd, "method_of_lines", refuse)
+    assert Burgers(nu=0.02).parameters() == {"nu": 0.02}
 
 
 @pytest.mark.cuda

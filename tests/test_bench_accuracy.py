@@ -1,0 +1,48 @@
+"""``pinn-lam bench accuracy``: its table, its JSON and its verdict against the targets, on tiny runs."""
+import json
+
+import pytest
+
+from pinn_lam.benchmarks import accuracy
+from pinn_lam.cli.main import main
+from pinn_lam.training import solve as solve_module
+
+
+@pytest.fixture
+def tiny_solves(monkeypatch):
+    """``solve`` as the benchmark calls it, on a budget of a fraction of a second."""
+    real, calls = solve_module.solve, []
+
+    def tiny(name, **kwargs):
+        calls.append((name, kwargs))
+        return real(name, **kwargs, iterations=[10, 10], width=8, depth=2, n_collocation=64, n_boundary=8,
+                    params={"modes": [[1, 1.0]]}, reference_resolution=(32, 32), device="cpu")
+
+    monkeypatch.setattr(solve_module, "solve", tiny)
+    return calls
+
+
+def test_accuracy_benchmark_reports_every_run_and_judges_it_against_the_target(tiny_solves, tmp_path, capsys,
+                                                                               monkeypatch):
+    out = tmp_path / "accuracy.json"
+    argv = ["bench", "accuracy", "--problems", "heat", "--seeds", "0", "1", "--quick", "--output", str(out)]
+    monkeypatch.setitem(accuracy.TARGETS, "quick", (1e-12, 60.0))  # an error no tiny run reaches
+    assert main(argv) == 1
+    text = capsys.readouterr().out
+    assert [(name, kwargs["seed"], kwargs["preset"]) for name, kwargs in tiny_solves] == [("heat", 0, "quick"),
+                                                                                       ("heat", 1, "quick")]
+    runs = json.loads(out.read_text())["runs"]
+    assert [(r["problem"], r["seed"], r["preset"]) for r in runs] == [("heat", 0, "quick"), ("heat", 1, "quick")]
+    errors = [r["metrics"]["rel_l2"] for r in runs]
+    assert errors[0] != errors[1] and all(r["metrics"]["iterations"] == 20 for r in runs)
+    for seed, run in enumerate(runs):
+        m = run["metrics"]
+        row = f"| heat | {seed} | {m['rel_l2']:.2e} | {m['max_abs']:.2e} | {m['seconds']:.0f} | "
+        assert row in text and text.split(row)[1].splitlines()[0].endswith(" MISSED")
+    assert "target: rel. L2 <= 1e-12 in <= 60 s per run: NOT met" in text
+
+    monkeypatch.setitem(accuracy.TARGETS, "quick", (1.0, 600.0))  # one every run meets
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "MISSED" not in text and "target: rel. L2 <= 1 in <= 600 s per run: met" in text
+    assert [r["metrics"]["rel_l2"] for r in json.loads(out.read_text())["runs"]] == errors  # seeded: the same runs
