@@ -158,7 +158,9 @@ class PINNLoss:
         """Fields by the fast path; ``plan`` names a point set whose precomputed inputs are kept
         until the points, or the model's dtype or device, change."""
         fast = _fastpath()
-        if plan is None:
+        if not keys:  # values only: a plain forward pass
+            values, d = self.model(points), {}
+        elif plan is None:
             values, d = fast.derivatives(self.model, points, self.problem.variables, keys)
         else:
             prepared = self._plans.get(plan)
