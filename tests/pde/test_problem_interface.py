@@ -63,6 +63,7 @@ def test_two_outputs_fast_and_autograd_losses_agree_and_errors_are_per_output(tm
     (total_f, terms_f), (total_s, terms_s) = fast(), slow()
     for name in terms_s:
         torch.testing.assert_close(terms_f[name], terms_s[name], rtol=1e-10, atol=1e-13)
+    torch.testing.assert_close(total_f, total_s, rtol=1e-10, atol=1e-13)
     result = solve(problem, output_dir=tmp_path, **TINY)
     m = result.metrics
     assert m["rel_l2"] < 0.05
