@@ -131,6 +131,9 @@ class Burgers(Problem):
         "sprint": {"iterations": [1500, 7500], "n_collocation": 3072},
     }
 
+    #: the reference table's rows: three viscosities show the automatic grid
+    table_parameters = ({"nu": 0.1 / math.pi}, {}, {"nu": 0.003 / math.pi})
+
     def __init__(self, nu: float = 0.01 / math.pi) -> None:
         self.nu = check_positive("nu", nu)
 

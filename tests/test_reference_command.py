@@ -45,9 +45,10 @@ def test_errors_are_value_errors_for_the_cli(tmp_path):
 
 
 def test_table_lists_each_row_with_measured_numbers(monkeypatch):
-    monkeypatch.setattr(reference, "TABLE_ROWS", (("heat", {}),))
     monkeypatch.setattr(reference, "published_burgers_error", lambda cache_dir=None: None)
-    table = reference.markdown_table().splitlines()
+    assert reference.table_rows() == [("burgers", {"nu": 0.1 / math.pi}), ("burgers", {}),
+                                      ("burgers", {"nu": 0.003 / math.pi}), ("heat", {}), ("poisson", {})]
+    table = reference.markdown_table([("heat", {})]).splitlines()
     assert table[0].startswith("| Problem | Equation |") and table[1].startswith("|---")
     cells = [c.strip() for c in table[2].strip("|").split("|")]
     assert cells[0] == "heat" and "alpha=0.1" in cells[2] and "Crank-Nicolson" in cells[3]
@@ -70,8 +71,8 @@ def test_table_states_the_error_against_the_published_burgers_data_when_it_is_th
     savemat(tmp_path / "shared" / "data" / "burgers_shock.mat", {"usol": usol})
     monkeypatch.setattr(problems, "__file__", str(tmp_path / "checkout" / "problems" / "__init__.py"))
     monkeypatch.setattr(problems.Burgers, "reference", lambda self, *args, **kwargs: SimpleNamespace(u=usol * 1.001))
-    monkeypatch.setattr(reference, "TABLE_ROWS", (("heat", {"modes": ((1, 1.0),)}),))
-    table = reference.markdown_table().splitlines()
+    rows = [("heat", {"modes": ((1, 1.0),)})]
+    table = reference.markdown_table(rows).splitlines()
     assert table[3:5] == ["", "Burgers (nu=0.01/pi) against the published data set ../shared/data/burgers_shock.mat: "
                               "relative L2 1.0e-03 on its 256 x 100 grid."]
     name, error = reference.published_burgers_error()
@@ -79,4 +80,4 @@ def test_table_states_the_error_against_the_published_burgers_data_when_it_is_th
     # without the data set the line is left out
     (tmp_path / "shared" / "data" / "burgers_shock.mat").unlink()
     assert reference.published_burgers_error() is None
-    assert "published data" not in reference.markdown_table()
+    assert "published data" not in reference.markdown_table(rows)

@@ -13,7 +13,7 @@ of a shared machine drifts; the paired ratio does not see it). Both optimizers f
 different float32 paths, so the table also shows their function evaluations per iteration and
 the iterations a timed chunk did (fewer than ``--iterations`` if it stopped early).
 
-Like the trainer, the command calls :func:`pinn_lam.machine.tune_malloc` (``PINN_LAM_MALLOC=default``
+Like the command line, this command calls :func:`pinn_lam.machine.tune_malloc` (``PINN_LAM_MALLOC=default``
 leaves glibc's malloc alone): with glibc's defaults the closure's page faults, and so its time,
 depend on what else the process allocates, the optimizer included.
 """
@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     if min(args.points) < 1:
         raise ValueError(f"--points must be positive integers, got {args.points}")
     torch.set_num_threads(args.threads)
-    malloc = "glibc malloc tuned" if tune_malloc() else "default malloc"  # as the trainer runs
+    malloc = "glibc malloc tuned" if tune_malloc() else "default malloc"  # as the command line runs
     device = torch.device(args.device)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu_model()}, {args.threads} thread(s)"
     print(f"L-BFGS overhead per iteration; {where}; {malloc}; torch {torch.__version__}; {args.dtype}; "

@@ -36,7 +36,8 @@ def parse_list(text: str | None, kind=str, what: str = "value") -> list:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("problem", nargs="?", help="problem to compare on (burgers, heat, poisson); omit with --suite")
+    parser.add_argument("problem", nargs="?", help="problem to compare on (burgers, heat, poisson, or path/to/script.py:NAME); "
+                        "omit with --suite")
     parser.add_argument("--suite", help="run every case of a suite instead (available: stiff)")
     parser.add_argument("--optimizers", default="lam,adam,rmsprop,lbfgs",
                         help="comma-separated optimizers or variants (lam, lam-bc, lam-layerwise, adam, rmsprop, "
@@ -106,7 +107,9 @@ def run(args: argparse.Namespace) -> int:
     from pinn_lam.studies.tables import machine_description
 
     plans = plans_from_args(args)
-    output = Path(args.output or Path("runs") / "compare" / (args.suite or args.problem))
+    from pinn_lam.cli.solve import default_folder
+
+    output = Path(args.output or Path("runs") / "compare" / (args.suite or default_folder(args.problem)))
     specs = [spec for p in plans for spec in p.runs]
     print(f"pinn-lam compare: {len(specs)} runs into {output}")
     results = run_comparison(specs, output, workers=args.workers, resume=not args.no_resume,

@@ -12,7 +12,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import problems
-    from pinn_lam.cli.reference import EQUATIONS
     from pinn_lam.training.presets import PRESETS
     from pinn_lam.training.sampling import METHODS
     from pinn_lam.optim.registry import REGISTRY as OPTIMIZERS
@@ -20,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
     print("problems (pinn-lam solve PROBLEM):")
     for name in problems.available():
         problem = problems.get(name)
-        summary = EQUATIONS.get(name) or (type(problem).__doc__ or "").strip().splitlines()[0]
+        summary = problem.equation or (type(problem).__doc__ or "").strip().splitlines()[0]
         print(f"  {name:<10} {summary}")
         print(f"  {'':<10} parameters: {', '.join(f'{k}={v}' for k, v in problem.parameters().items())}")
     print("optimizers (--optimizer NAME, or phases such as lam+lbfgs):")

@@ -21,21 +21,8 @@ DESCRIPTION = (
     "reference error and time measured from scratch. Example: pinn-lam reference burgers --param nu=0.003/pi"
 )
 
-#: rows of the --table: (problem, parameters); Burgers at three viscosities shows the automatic grid
-TABLE_ROWS: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("burgers", {"nu": 0.1 / math.pi}), ("burgers", {}), ("burgers", {"nu": 0.003 / math.pi}),
-    ("heat", {}), ("poisson", {}),
-)
-#: problem -> its equation for the table
-EQUATIONS = {
-    "burgers": "u_t + u u_x = nu u_xx, x in [-1,1], t in [0,1], u(x,0) = -sin(pi x), u(±1,t) = 0",
-    "heat": "u_t = alpha u_xx, x, t in [0,1], u(0,t) = u(1,t) = 0, u(x,0) = sum a_k sin(k pi x)",
-    "poisson": "-Δu = f on (0,1)^2, u = 0 on the boundary, u = sum a sin(m pi x) sin(n pi y)",
-}
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("problem", nargs="?", metavar="PROBLEM", help="burgers, heat or poisson")
+    parser.add_argument("problem", nargs="?", metavar="PROBLEM", help="a library problem (see 'pinn-lam list')")
     parser.add_argument("--param", action="append", default=[], type=param, metavar="NAME=VALUE",
                         help="a problem parameter, e.g. nu=0.003/pi or 'modes=((1, 1.0),)' (repeatable)")
     parser.add_argument("--resolution", type=parse_value, default=None,
@@ -56,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         print(markdown_table())
         return 0
     if args.problem is None:
-        raise ValueError("give a PROBLEM (burgers, heat, poisson) or --table")
+        raise ValueError("give a PROBLEM (see 'pinn-lam list') or --table")
     import problems
 
     problem = problems.get(args.problem, **dict(args.param))
@@ -96,8 +83,17 @@ def draw(problem, ref, stem: Path) -> list[Path]:
         return save_figure(fig, stem)
 
 
-def markdown_table() -> str:
-    """The table of :data:`TABLE_ROWS`, every reference computed from scratch in a temporary cache."""
+def table_rows() -> list[tuple[str, dict[str, Any]]]:
+    """``(problem, parameters)`` for every library problem at each of its ``table_parameters``."""
+    import problems
+
+    return [(name, params) for name in problems.available()
+            for params in getattr(problems.get(name), "table_parameters", ({},))]
+
+
+def markdown_table(rows: list[tuple[str, dict[str, Any]]] | None = None) -> str:
+    """The table of ``rows`` (default :func:`table_rows`), every reference computed from scratch
+    in a temporary cache."""
     import platform
 
     import numpy as np
@@ -108,7 +104,7 @@ def markdown_table() -> str:
              "Error vs exact | Time (s) |",
              "|---|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as folder:
-        for name, params in TABLE_ROWS:
+        for name, params in table_rows() if rows is None else rows:
             problem = problems.get(name, **params)
             start = time.perf_counter()
             ref = problem.reference(cache_dir=folder)
@@ -117,7 +113,7 @@ def markdown_table() -> str:
             exact = problem.exact_values(points)
             error = float(np.linalg.norm(ref(points) - exact) / np.linalg.norm(exact))
             shown = ", ".join(f"{k}={_short(v)}" for k, v in problem.parameters().items())
-            lines.append(f"| {name} | {EQUATIONS[name]} | {shown} | {ref.method} | "
+            lines.append(f"| {name} | {problem.equation} | {shown} | {ref.method} | "
                          f"{ref.error_estimate:.1e} ({ref.info.get('error_kind', '')}) | {error:.1e} | {seconds:.2f} |")
         data = published_burgers_error(cache_dir=folder)
     lines.append("")

@@ -74,6 +74,8 @@ class Problem:
     defaults: ClassVar[dict[str, Any]] = {}
     #: preset name -> overrides of the settings for this problem (after the preset's own)
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: parameter sets of the problem's rows in ``pinn-lam reference --table``
+    table_parameters: ClassVar[tuple[dict[str, Any], ...]] = ({},)
 
     @property
     def variables(self) -> tuple[str, ...]:

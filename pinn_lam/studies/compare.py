@@ -217,7 +217,10 @@ def warm_up(specs: Sequence[RunSpec]) -> None:
 def _init_worker(threads: int, warm: Sequence[RunSpec]) -> None:
     import torch
 
+    from pinn_lam.machine import tune_malloc
+
     torch.set_num_threads(max(1, threads))
+    tune_malloc()  # the worker's process is the study's own: keep freed memory for reuse, as the command line does
     warm_up(warm)
 
 
@@ -314,7 +317,9 @@ def plan(problem: str, *, optimizers: Sequence[str] = ("lam", "adam", "rmsprop",
          params: dict[str, Any] | None = None, lrs: Sequence[float] = (), variants: bool = False,
          case: str | None = None, preset: str | None = None, eval_every: int | None = None,
          stiffness: bool = True, hessian_points: int = 3, solve_options: dict[str, Any] | None = None) -> Plan:
-    """The runs comparing ``optimizers`` on ``problem`` (a registry name with ``params``).
+    """The runs comparing ``optimizers`` on ``problem`` (a library name with ``params``, or
+    ``"path/to/script.py:name"``: runs go to worker processes, so a problem of one's own is
+    named by the script that defines it).
 
     Every run gets the same budget: ``iterations`` and/or ``time_limit`` seconds; with neither,
     the problem's default iteration budget (its preset's total). ``seeds`` is a count (seeds
@@ -323,11 +328,10 @@ def plan(problem: str, *, optimizers: Sequence[str] = ("lam", "adam", "rmsprop",
     per-term gradient norms about 50 times, and the first seed of each main run also the
     Hessian's largest eigenvalue at ``hessian_points`` evenly spaced points plus the end (0: none).
     """
-    import problems
-
     from pinn_lam.training import presets
+    from pinn_lam.training.setup import make_problem
 
-    problems.get(problem, **(params or {}))  # an unknown problem or a bad parameter fails here, not in every run
+    make_problem(problem, params)  # an unknown problem or a bad parameter fails here, not in every run
     seeds = list(range(int(seeds))) if isinstance(seeds, (int,)) else [int(s) for s in seeds]
     if not seeds or min(seeds) < 0:
         raise ValueError(f"seeds must be a positive count or non-negative seeds, got {seeds!r}")

@@ -50,14 +50,14 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 def resolve(problem, preset: str | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The settings for ``problem`` (a :class:`~pinn_lam.pde.problem.Problem`, or a library
-    problem's name) under ``preset`` with explicit ``overrides`` (``None`` values in ``overrides``
+    """The settings for ``problem`` (a :class:`~pinn_lam.pde.problem.Problem`, a library
+    problem's name, or ``"script.py:name"``) under ``preset`` with explicit ``overrides`` (``None`` values in ``overrides``
     mean "use the default"): :data:`DEFAULTS`, then the problem's own ``defaults``, then the
     preset's overrides and the problem's overrides of that preset, then ``overrides``."""
     if isinstance(problem, str):
-        import problems
+        from pinn_lam.training.setup import make_problem
 
-        problem = problems.get(problem)
+        problem = make_problem(problem)
     own_presets = dict(getattr(problem, "presets", {}) or {})
     if preset is not None and preset not in PRESETS and preset not in own_presets:
         raise ValueError(f"unknown preset {preset!r}; available: {', '.join(dict.fromkeys([*PRESETS, *own_presets]))}")

@@ -92,6 +92,10 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
     Unknown parameters of an inverse problem are reported in ``metrics["unknowns"]`` and in
     the history's evaluated rows.
 
+    On the CPU the fast path's fused loops are compiled once (cached on disk) before the
+    training clock starts. The command line also calls :func:`pinn_lam.machine.tune_malloc`,
+    which keeps freed memory in the process between steps; a Python script may call it too.
+
     Returns: a :class:`Result`. Raises :class:`~pinn_lam.errors.NonFiniteLossError` if the loss
     becomes NaN/inf, ``ValueError`` for bad options, ``OSError`` for unwritable folders.
     """
@@ -126,6 +130,10 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
     phases = [Phase(name, n, None if registry.get(name).closure else config["lr"], opts) for name, n, opts
               in zip(names, config["iterations"], registry.split_options(names, config["optimizer_options"]))]
     model, point_sampler, loss = build(problem, config, spec)
+    if loss.fast and any(p.is_cpu for p in model.parameters()):
+        from pinn_lam.nn import kernels
+
+        kernels.library()  # the fused CPU loops' one-time build (seconds, cached on disk) is not training time
     evaluation = Evaluation(problem, problem.reference(reference_resolution), loss, seed=int(seed))
     trainer = Trainer(model, loss, phases, sampler=point_sampler, resample_every=config["resample_every"],
                       adaptive_every=config["adaptive_every"], adaptive_pool=config["adaptive_pool"],

@@ -39,7 +39,6 @@ from pinn_lam.optim.registry import make_optimizer, parse_phases  # noqa: F401 (
 from pinn_lam.training.checkpoint import save_checkpoint
 from pinn_lam.errors import NonFiniteLossError
 from pinn_lam.training.loss import PINNLoss
-from pinn_lam.machine import tune_malloc
 from pinn_lam.training.sampling import PointSampler
 
 def split_iterations(iterations: int | Sequence[int], phases: Sequence[str]) -> list[int]:
@@ -120,15 +119,10 @@ class Trainer:
             raise ValueError(f"lr_decay must be in (0, 1], got {lr_decay!r}")
         if (resample_every is not None or adaptive_every is not None) and sampler is None:
             raise ValueError("resample_every and adaptive_every need a sampler")
-        tune_malloc()  # a step frees and reallocates the same tensors: keep them out of the OS
         # torch.optim imports torch._dynamo when it builds its first optimizer (seconds, once per
         # process); import it now so that the training clock measures training
         with contextlib.suppress(ImportError):
             import torch._dynamo  # noqa: F401
-        if getattr(loss, "fast", False) and any(p.is_cpu for p in model.parameters()):
-            from pinn_lam.nn import kernels
-
-            kernels.library()  # the fused CPU loops' one-time build (seconds) is not training time
         self.model, self.loss, self.phases = model, loss, list(phases)
         self.sampler, self.resample_every, self.lr_decay = sampler, resample_every, float(lr_decay)
         self.adaptive_every, self.adaptive_pool = adaptive_every, int(adaptive_pool)
