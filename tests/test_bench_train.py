@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 
+from pinn_lam.benchmarks import deepxde as bench_deepxde
 from pinn_lam.benchmarks import train
 
 
@@ -143,9 +144,9 @@ def test_bad_options_raise_one_line_errors(argv, message):
 def test_deepxde_case_runs_when_installed():
     if importlib.util.find_spec("deepxde") is None:  # not importorskip: its import would change the default device
         pytest.skip("DeepXDE is not installed")
-    model = train.deepxde_model(0.01 / 3.141592653589793)
+    model = bench_deepxde.deepxde_model(0.01 / 3.141592653589793)
     assert torch.get_default_device().type == "cpu"
-    with train.deepxde_scope(model.pinn_lam_device):
+    with bench_deepxde.deepxde_scope(model.pinn_lam_device):
         model.train(iterations=2, display_every=2, verbose=0)
     assert model.train_state.step == 2
 
@@ -156,7 +157,7 @@ def test_deepxde_recipe_measures_its_error_and_stops_at_its_time_limit():
         pytest.skip("DeepXDE is not installed")
     import problems
 
-    out = train.deepxde_time_to_accuracy(problems.get("burgers"), [0.01, 0.001], time_limit=1e-6, eval_every=5,
+    out = bench_deepxde.deepxde_time_to_accuracy(problems.get("burgers"), [0.01, 0.001], time_limit=1e-6, eval_every=5,
                                          seed=0)
     # the first evaluation (after 5 Adam steps) is past the time limit: no L-BFGS, no target reached
     assert out["deepxde_steps"] == 5 and out["seconds_to"] == {"0.01": None, "0.001": None}
@@ -177,58 +178,58 @@ def cpu_default_device():
 def test_deepxde_import_leaves_torchs_default_device_alone(monkeypatch, cpu_default_device):
     """DeepXDE's import sets torch's default device to CUDA where there is one; the benchmark puts
     the default back and hands DeepXDE its device in a scope (simulated here with 'meta')."""
-    monkeypatch.setattr(train, "_DEEPXDE_DEVICE", [])
+    monkeypatch.setattr(bench_deepxde, "_DEEPXDE_DEVICE", [])
 
     def importer():
         torch.set_default_device("meta")  # what DeepXDE's backend does with "cuda"
         return "module"
 
     try:
-        module, device = train.import_deepxde(importer)
+        module, device = bench_deepxde.import_deepxde(importer)
     finally:
         default = torch.get_default_device()
         torch.set_default_device(None)
     assert module == "module" and device == torch.device("meta")
     assert default == torch.device("cpu") and torch.empty(1).device.type == "cpu"
-    with train.deepxde_scope(device):
+    with bench_deepxde.deepxde_scope(device):
         assert torch.empty(1).device.type == "meta"
     assert torch.empty(1).device.type == "cpu"
     # a later import (a cached module) reports the device of the first
-    module, device = train.import_deepxde(lambda: "module")
+    module, device = bench_deepxde.import_deepxde(lambda: "module")
     assert device == torch.device("meta") and torch.get_default_device() == torch.device("cpu")
     # and on the CPU no scope (no device mode) is added around DeepXDE's steps
-    assert not isinstance(train.deepxde_scope(torch.device("cpu")), torch.device)
+    assert not isinstance(bench_deepxde.deepxde_scope(torch.device("cpu")), torch.device)
 
 
 def test_a_failed_deepxde_import_still_restores_the_default_device(monkeypatch, cpu_default_device):
     """DeepXDE's backend sets the device before it imports scikit-optimize: a missing dependency
     must not leave that default behind."""
-    monkeypatch.setattr(train, "_DEEPXDE_DEVICE", [])
+    monkeypatch.setattr(bench_deepxde, "_DEEPXDE_DEVICE", [])
 
     def importer():
         torch.set_default_device("meta")
         raise ImportError("No module named 'skopt'")
 
     with pytest.raises(ImportError, match="skopt"):
-        train.import_deepxde(importer)
-    assert train._default_device() == torch.device("cpu") and torch.empty(1).device.type == "cpu"
+        bench_deepxde.import_deepxde(importer)
+    assert bench_deepxde._default_device() == torch.device("cpu") and torch.empty(1).device.type == "cpu"
 
 
 def test_deepxde_import_restores_a_default_device_the_user_had_set(monkeypatch, cpu_default_device):
-    monkeypatch.setattr(train, "_DEEPXDE_DEVICE", [])
+    monkeypatch.setattr(bench_deepxde, "_DEEPXDE_DEVICE", [])
     torch.set_default_device("meta")  # the user's choice before the benchmark imports DeepXDE
     try:
-        _, device = train.import_deepxde(lambda: torch.set_default_device("cpu"))
+        _, device = bench_deepxde.import_deepxde(lambda: torch.set_default_device("cpu"))
         assert device == torch.device("cpu") and torch.empty(1).device.type == "meta"
     finally:
         torch.set_default_device(None)
 
 
 def test_same_device_treats_an_index_free_device_as_the_current_one():
-    assert train.same_device(torch.device("cpu"), "cpu")
-    assert not train.same_device(torch.device("cpu"), torch.device("meta"))
+    assert bench_deepxde.same_device(torch.device("cpu"), "cpu")
+    assert not bench_deepxde.same_device(torch.device("cpu"), torch.device("meta"))
     if torch.cuda.is_available():
-        assert train.same_device(torch.device("cuda"), torch.device("cuda", torch.cuda.current_device()))
+        assert bench_deepxde.same_device(torch.device("cuda"), torch.device("cuda", torch.cuda.current_device()))
         assert torch.device("cuda") != torch.device("cuda", torch.cuda.current_device())
 
 
