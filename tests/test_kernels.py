@@ -120,7 +120,11 @@ def test_a_fresh_build_in_an_empty_cache_loads(monkeypatch, tmp_path):
     assert len(list((tmp_path / "kernels").glob("taylor-*"))) == 1
 
 
-def test_the_trainer_builds_the_kernels_before_its_clock_starts(monkeypatch, tmp_path):
+def test_building_a_trainer_builds_nothing_and_solve_builds_the_kernels_before_its_clock(monkeypatch, tmp_path):
+    """No side effect at a distance: a Trainer compiles nothing; solve builds the fused loops
+    before the training clock starts, so the first step's time is the step's."""
+    from pinn_lam import solve
+    from pinn_lam.training import trainer as trainer_module
     from pinn_lam.training.loss import PINNLoss
     from pinn_lam.training.trainer import Phase, Trainer
     from problems import Heat
@@ -131,9 +135,14 @@ def test_the_trainer_builds_the_kernels_before_its_clock_starts(monkeypatch, tmp
     model = MLP(2, 1, width=6, depth=2, activation="tanh", bounds=problem.bounds,
                 output_transform=problem.output_transform(), generator=torch.Generator().manual_seed(0))
     loss = PINNLoss(problem, model, {"pde": torch.rand(16, 2)})
+    Trainer(model, loss, [Phase("lam", 1, 1e-3)])
     assert loss.fast and "lib" not in kernels._state
-    trainer = Trainer(model, loss, [Phase("lam", 1, 1e-3)])
-    assert kernels._state.get("lib") is not None and trainer.elapsed == 0.0
+    built_at_start = []
+    run = trainer_module.Trainer.run
+    monkeypatch.setattr(trainer_module.Trainer, "run",
+                        lambda self: built_at_start.append(kernels._state.get("lib") is not None) or run(self))
+    solve("heat", optimizer="lam", iterations=1, width=6, depth=2, n_collocation=16, reference_resolution=(16, 16))
+    assert built_at_start == [kernels.library() is not None]
 
 
 def test_fused_kernels_match_the_eager_path_over_many_chunks(monkeypatch):
