@@ -11,6 +11,7 @@ the network's initialisation (a :class:`torch.Generator`) and every point drawn 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import time
@@ -22,8 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from pinn_lam.atomic import atomic_write
 from pinn_lam.optim import registry
-from pinn_lam.training import presets
+from pinn_lam.training import presets, rundir
 from pinn_lam.training.checkpoint import load_checkpoint
 from pinn_lam.training.loss import PINNLoss, loss_terms
 from pinn_lam.training.metrics import RelativeL2, max_abs_error, relative_l2_error
@@ -157,6 +159,7 @@ def build(problem: Problem, config: dict[str, Any]):
     return model, sampler, loss
 
 
+@rundir.claims_output_folder
 def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: int | Sequence[int] | None = None,
           lr: float | None = None, seed: int = 0, device: str | None = None, dtype: str | None = None,
           preset: str | None = None, width: int | None = None, depth: int | None = None,
@@ -167,7 +170,8 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
           params: dict[str, Any] | None = None, callback: Callable | None = None, progress: bool = False,
           lr_decay: float | None = None, weights: dict[str, float] | None = None,
           figure: bool = True, reference_resolution: Any = None, adaptive_every: int | None = None,
-          adaptive_pool: int | None = None, **optimizer_options) -> Result:
+          adaptive_pool: int | None = None, overwrite: bool = False,
+          stop_requested: Callable[[], int | None] | None = None, **optimizer_options) -> Result:
     """Train a PINN on ``problem`` and measure it against the reference (and exact solution).
 
     Args:
@@ -185,14 +189,20 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
         time_limit: training seconds. eval_every: iterations between error evaluations.
         output_dir: where ``metrics.json``, ``history.csv``, ``checkpoint.pt`` and the figure go.
         checkpoint_every, resume: checkpoint period; continue from ``output_dir/checkpoint.pt``.
+        overwrite: replace another run's files in ``output_dir`` (without it, or ``resume``, such a
+            folder is refused; see :mod:`pinn_lam.training.rundir`).
+        stop_requested: polled after every step; a signal number checkpoints the run and raises
+            :class:`~pinn_lam.errors.TrainingInterrupted` (see :class:`~pinn_lam.training.guards.StopSignals`).
         params: the problem's parameters (with a name). callback: ``callback(TrainState) -> stop?``.
         progress: unused by the API (the command line draws the progress bar through ``callback``).
         figure: write ``solution.png``/``.pdf`` to ``output_dir``.
         reference_resolution: passed to ``problem.reference`` (``None``: the problem's default).
         **optimizer_options: passed to the optimizers (e.g. ``history_size`` for L-BFGS).
 
-    Returns: a :class:`Result`. Raises :class:`~pinn_lam.errors.NonFiniteLossError` if the loss
-    becomes NaN/inf, ``ValueError`` for bad options, ``OSError`` for unwritable folders.
+    Returns: a :class:`Result`. Raises :class:`~pinn_lam.errors.DivergenceError` (or its
+    :class:`~pinn_lam.errors.NonFiniteLossError`) if the loss explodes or becomes NaN/inf,
+    :class:`~pinn_lam.errors.RunFolderError` for a folder holding another run or in use,
+    ``ValueError`` for bad options, ``OSError`` for unwritable folders.
     """
     problem = make_problem(problem, params)
     if seed is None or isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -238,7 +248,8 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
                       adaptive_every=config["adaptive_every"], adaptive_pool=config["adaptive_pool"],
                       lr_decay=config["lr_decay"], evaluate=evaluate, eval_every=config["eval_every"],
                       checkpoint_path=checkpoint_path, checkpoint_every=config["checkpoint_every"],
-                      time_limit=config["time_limit"], callback=callback, extra=config)
+                      time_limit=config["time_limit"], callback=callback, extra=config,
+                      stop_requested=stop_requested)
     if saved is not None:
         trainer.load_state_dict(saved)
     stop_reason = trainer.run()
@@ -278,14 +289,16 @@ def write_outputs(result: Result, out: Path, figure: bool = True) -> list[Path]:
     """Write ``metrics.json``, ``history.csv`` and (``figure``) ``solution.png``/``.pdf`` into ``out``."""
     files = [out / "metrics.json", out / "history.csv"]
     record = {"metrics": result.metrics, "config": result.config, "machine": _machine()}
-    files[0].write_text(json.dumps(record, indent=2, default=str) + "\n")
+    text = json.dumps(record, indent=2, default=str) + "\n"
+    atomic_write(files[0], lambda handle: handle.write(text.encode()))
     columns: list[str] = []
     for row in result.history:
         columns += [k for k in row if k not in columns]
-    with open(files[1], "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(result.history)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(result.history)
+    atomic_write(files[1], lambda handle: handle.write(table.getvalue().encode()))
     if figure:
         from pinn_lam.plots.solution import solution_figure
 
