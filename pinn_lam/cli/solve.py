@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from pinn_lam.cli.params import param
+from pinn_lam.errors import TrainingInterrupted
+from pinn_lam.training.guards import StopSignals, exit_status
 
 HELP = "train a PINN on a problem (burgers, poisson, heat) and validate it against the reference"
 DESCRIPTION = (
@@ -112,6 +114,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "and a [param] table for problem parameters")
     run.add_argument("--resume", action="store_true", default=hide,
                      help="continue the run checkpointed in the output folder (same settings)")
+    run.add_argument("--overwrite", action="store_true", default=hide,
+                     help="replace the files of another run in the output folder (without it, or --resume, "
+                          "such a folder is refused)")
     run.add_argument("--checkpoint-every", type=int, metavar="N", default=hide,
                      help=f"checkpoint every N iterations and at the end ({_defaults('checkpoint_every')})")
     run.add_argument("--eval-every", type=int, metavar="N", default=hide,
@@ -177,6 +182,7 @@ def options_from(args: argparse.Namespace) -> dict[str, Any]:
         weights=settings.get("weights"), fast=settings.get("fast"), params=params or None,
         adaptive_every=settings.get("adaptive_every"), threads=settings.get("threads"),
         output_dir=output, resume=bool(getattr(args, "resume", False)),
+        overwrite=bool(getattr(args, "overwrite", False)),
     )
 
 
@@ -198,8 +204,8 @@ class ProgressBar:
         self.last = state.iteration
         postfix = {"phase": state.phase, "loss": f"{state.values['loss']:.2e}"}
         postfix.update({k: f"{v:.1e}" for k, v in state.values.items() if k != "loss" and len(state.values) > 2})
-        if state.rel_l2 is not None:
-            postfix["rel_l2"] = f"{state.rel_l2:.2e}"
+        if state.rel_l2 is not None:  # on the evaluation subset; the summary's is on the whole grid
+            postfix["rel_l2_subset"] = f"{state.rel_l2:.2e}"
         limit = state.time_limit if state.time_limit is not None else self.time_limit
         if limit is not None and limit != float("inf"):
             postfix["limit"] = f"{max(0.0, limit - state.elapsed):.0f}s"
@@ -223,21 +229,47 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(threads)  # the command owns its process; the library never does this
     bar = ProgressBar(getattr(args, "progress", True), options["time_limit"])
-    try:
-        result = solve(args.problem, callback=bar, **options)
-    finally:
-        bar.close()
+    with StopSignals() as signals:
+        try:
+            result = solve(args.problem, callback=bar, stop_requested=signals.requested, **options)
+        except TrainingInterrupted as stop:
+            bar.close()
+            print(f"pinn-lam solve: {stop}", file=sys.stderr)
+            if stop.checkpoint is not None:
+                print(f"resume with: {resume_command(getattr(args, '_argv', None) or sys.argv[1:])}", file=sys.stderr)
+            return exit_status(stop.signal_number)
+        finally:
+            bar.close()
     m = result.metrics
     print(f"{result.problem!r}: trained {m['iterations']} iterations in {m['seconds']:.1f} s ({m['stop_reason']})")
     for event in m["events"][:-1]:
         print(f"  {event}")
-    print(f"relative L2 error vs reference: {m['rel_l2']:.3e}   max abs error: {m['max_abs']:.3e}")
+    planned = sum(result.config["iterations"])
+    if m["stop_reason"].startswith("time limit") and m["iterations"] < planned:
+        print(f"warning: the time limit of {result.config['time_limit']:g} s cut the run short: {m['iterations']} of "
+              f"{planned} iterations done, relative L2 error {m['rel_l2']:.3e}; raise --time-limit or lower "
+              "--iterations, or --resume to continue")
+    print(f"relative L2 error vs reference: {m['rel_l2']:.3e}   max abs error: {m['max_abs']:.3e}   "
+          f"(on all {m['evaluated_on']})")
     if "rel_l2_exact" in m:
         print(f"relative L2 error vs exact:     {m['rel_l2_exact']:.3e}   max abs error: {m['max_abs_exact']:.3e}")
     print(f"final loss {m['loss']:.3e}; reference: {result.reference.method} "
           f"(estimated error {_format(m['reference_error_estimate'])})")
     print("wrote: " + ", ".join(str(p) for p in result.files))
     return 0
+
+
+def resume_command(argv: list[str]) -> str:
+    """The shell command that resumes the run started by ``pinn-lam solve`` with arguments ``argv``."""
+    import os
+    import shlex
+
+    words = [word for word in argv if word != "--overwrite"]
+    if "--resume" not in words:
+        words.append("--resume")
+    program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    prefix = ["pinn-lam"] if program == "pinn-lam" else [sys.executable, "-m", "pinn_lam"]
+    return shlex.join(prefix + words)
 
 
 def _format(value) -> str:
