@@ -25,7 +25,7 @@ from torch import nn
 
 from pinn_lam.atomic import atomic_write
 from pinn_lam.optim import registry
-from pinn_lam.training import presets, rundir
+from pinn_lam.training import memory, presets, rundir
 from pinn_lam.training.checkpoint import load_checkpoint
 from pinn_lam.training.loss import PINNLoss, loss_terms
 from pinn_lam.training.metrics import RelativeL2, max_abs_error, relative_l2_error
@@ -214,6 +214,7 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
                    adaptive_every=adaptive_every, adaptive_pool=adaptive_pool, time_limit=time_limit)
     config = configure(problem, preset, options)
     config.update(seed=int(seed), fast=fast, preset=preset, optimizer_options=dict(optimizer_options))
+    memory.check_fits(config)  # before allocating: a run too large is refused in one line, at once
     out = Path(output_dir) if output_dir is not None else None
     checkpoint_path = None
     if out is not None:
