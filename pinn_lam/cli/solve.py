@@ -101,7 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="draw new points every N first-order iterations (default: never)")
     pts.add_argument("--adaptive-every", type=int, metavar="N", default=hide,
                      help="every N iterations redraw the collocation points where the PDE residual is "
-                          f"large (RAD), restarting L-BFGS ({_defaults('adaptive_every')})")
+                          f"large (RAD); L-BFGS keeps its curvature pairs across a redraw ({_defaults('adaptive_every')})")
     run = parser.add_argument_group("problem, machine and output")
     run.add_argument("--param", type=param, action="append", metavar="NAME=VALUE", default=hide,
                      help="a problem parameter, repeatable, e.g. --param nu=0.001 (see 'pinn-lam list')")

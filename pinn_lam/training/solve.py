@@ -91,7 +91,7 @@ def _device(value) -> torch.device:
     except (RuntimeError, TypeError) as error:
         raise ValueError(f"unknown device {value!r}; use cpu, cuda or cuda:N") from error
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {value!r} requested but CUDA is not available; use --device cpu")
+        raise ValueError(f"device {value!r} requested but CUDA is not available; use device='cpu'")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise ValueError(f"device {value!r} does not exist; this machine has {torch.cuda.device_count()} "
                          f"CUDA device(s): cuda:0 to cuda:{torch.cuda.device_count() - 1}")
@@ -184,7 +184,7 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
         width, depth, activation: the MLP. hard_constraints: use the problem's output transform.
         n_collocation, n_boundary, sampler, resample_every: the points (``uniform``/``lhs``/``sobol``).
         adaptive_every, adaptive_pool: redraw the collocation points by their residual (RAD) every
-            this many iterations, from this many candidates (L-BFGS restarts on the new points).
+            this many iterations, from this many candidates (L-BFGS keeps its curvature pairs across a redraw).
         fast: derivative fast path (``None``: when supported). weights: loss weights by term.
         time_limit: training seconds. eval_every: iterations between error evaluations.
         output_dir: where ``metrics.json``, ``history.csv``, ``checkpoint.pt`` and the figure go.

@@ -1,0 +1,43 @@
+"""Options that every command spells the same way, and listings that the parser accepts."""
+import pytest
+import torch
+
+from pinn_lam.cli.main import COMMANDS, build_parser, main
+
+
+def _actions(command):
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    return {option: action for action in sub._actions for option in action.option_strings}
+
+
+def test_every_command_with_an_output_folder_takes_o_and_output():
+    with_output = [c for c in COMMANDS if "--output" in _actions(c)]
+    assert set(with_output) >= {"solve", "compare", "figures", "reference"}
+    for command in with_output:
+        actions = _actions(command)
+        assert actions["-o"] is actions["--output"], command
+
+
+def test_every_preset_that_list_shows_is_accepted_by_solve(capsys):
+    assert main(["list"]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("presets"))
+    names = [n.strip() for n in line.split(":", 1)[1].split(",")]
+    assert names and "--quick" in line and not any(n.startswith("--") for n in names)
+    parser = build_parser()
+    for name in names:
+        assert parser.parse_args(["solve", "heat", "--preset", name]).preset == name
+
+
+def test_overwrite_is_an_option_of_solve_and_excludes_resume(tmp_path, capsys):
+    code = main(["solve", "heat", "--resume", "--overwrite", "--output", str(tmp_path / "x"), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "resume and overwrite exclude each other" in err and "\n" not in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_the_python_api_speaks_of_python_arguments():
+    from pinn_lam.training.solve import solve
+
+    with pytest.raises(ValueError, match="CUDA is not available; use device='cpu'"):
+        solve("heat", device="cuda")
