@@ -41,3 +41,26 @@ def test_the_python_api_speaks_of_python_arguments():
 
     with pytest.raises(ValueError, match="CUDA is not available; use device='cpu'"):
         solve("heat", device="cuda")
+
+
+TINY = ["--optimizer", "adam", "--iterations", "400", "--points", "64", "--width", "8", "--depth", "2",
+        "--no-progress", "--device", "cpu", "--param", "modes=[[1, 1.0]]"]
+
+
+def test_a_time_limit_that_cuts_the_budget_short_is_a_warning_in_the_summary(tmp_path, capsys):
+    import json
+
+    assert main(["solve", "heat", *TINY, "--time-limit", "0.001", "--output", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    metrics = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
+    done = metrics["iterations"]
+    assert 0 < done < 400
+    warning = next(line for line in out.splitlines() if line.startswith("warning:"))
+    assert warning.startswith(f"warning: the time limit of 0.001 s cut the run short: {done} of 400 iterations "
+                              f"done, relative L2 error {metrics['rel_l2']:.3e}")
+
+
+def test_a_run_that_spends_its_budget_prints_no_warning(tmp_path, capsys):
+    assert main(["solve", "heat", *TINY[:3], "20", *TINY[4:], "--output", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "trained 20 iterations" in out and "warning" not in out
