@@ -20,6 +20,8 @@ problem = make_problem("heat")
 config = configure(problem, None, dict(n_collocation=40000, width=20, depth=3, dtype="float64", device="cpu"))
 config.update(seed=0, fast=None)
 model, sampler, loss = build(problem, config)
+from pinn_lam.nn import kernels
+kernels.library()  # loaded (or built) before measuring, as the trainer does
 with open("/proc/self/statm") as statm:  # resident now (the peak so far may be a freed transient)
     before = int(statm.read().split()[1]) * resource.getpagesize()
 total, _ = loss()
@@ -30,20 +32,20 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before, loss.f
 
 def test_estimate_is_the_formula_by_hand():
     config = dict(n_collocation=1000, n_boundary=50, width=20, depth=3, dtype="float64", fast=None)
-    assert memory.estimate_bytes(config) == int(10.0 * 1200 * 20 * 3 * 8)
+    assert memory.estimate_bytes(config) == int(14.0 * 1200 * 20 * 3 * 8)
     assert memory.estimate_bytes(dict(config, dtype="float32", fast=False)) == int(18.0 * 1200 * 20 * 3 * 4)
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss in KiB is Linux's unit")
-def test_estimate_bounds_a_measured_peak_from_above_within_a_factor_of_two():
+def test_estimate_bounds_a_measured_peak_from_above_within_a_factor_of_two_and_a_half():
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     peak, fast = done.stdout.split()
     estimate = memory.estimate_bytes(dict(n_collocation=40000, n_boundary=256, width=20, depth=3, dtype="float64",
                                           fast=None if fast == "True" else False))
-    assert int(peak) < estimate < 2 * int(peak)
+    assert int(peak) < estimate < 2.5 * int(peak)
 
 
 def test_a_run_that_cannot_fit_is_refused_in_one_line_before_allocating(tmp_path, monkeypatch):
@@ -51,8 +53,8 @@ def test_a_run_that_cannot_fit_is_refused_in_one_line_before_allocating(tmp_path
     with pytest.raises(MemoryError) as caught:
         solve("heat", preset="quick", n_collocation=5_000_000, device="cpu", output_dir=tmp_path / "run")
     message = str(caught.value)
-    assert "\n" not in message and message.startswith("this run needs about 22.4 GiB on cpu (5,000,000 collocation")
-    assert "but 1.0 GiB is free; lower n_collocation (--points, about 223,650 fit)" in message
+    assert "\n" not in message and message.startswith("this run needs about 31.3 GiB on cpu (5,000,000 collocation")
+    assert "but 1.0 GiB is free; lower n_collocation (--points, about 159,750 fit)" in message
     assert not (tmp_path / "run").exists()
 
 

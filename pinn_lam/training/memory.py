@@ -10,9 +10,11 @@ backward pass. So the peak grows as
 with :math:`N` the training points (collocation plus boundary), :math:`w` the width,
 :math:`D` the depth, :math:`s` the bytes of the dtype (8 for float64, 4 for float32) and
 :math:`k` the bytes per neuron, point and dtype byte. Measured with ``ru_maxrss`` around one
-``loss().backward()`` at 80,000 points (PyTorch 2.13 CPU): :math:`k` = 6.0-8.0 on the fast path
-(Burgers, heat, Poisson; widths 20-32, depths 3-5) and 14.2 on the autograd path (heat, 32 x 4).
-:data:`BYTES_PER_UNIT` rounds these up by a quarter, so the estimate errs on the high side.
+``loss().backward()`` at 80,000 points (PyTorch 2.13 CPU; Burgers 32 x 5 float32, heat and
+Poisson 32 x 4 float64): :math:`k` = 6.0-8.0 on the fast path with the fused CPU kernels,
+9.0-11.0 on the fast path without them (``PINN_LAM_KERNELS=0``) and 13.5-14.2 on the autograd
+path (heat). :data:`BYTES_PER_UNIT` rounds the largest of each path up by a quarter, so the
+estimate errs on the high side.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 #: :math:`k` of the module docstring, by derivative path (measured maxima plus 25 %)
-BYTES_PER_UNIT = {"fast": 10.0, "autograd": 18.0}
+BYTES_PER_UNIT = {"fast": 14.0, "autograd": 18.0}
 #: boundary and initial terms assumed per problem when counting training points
 CONDITION_TERMS = 4
 
