@@ -64,3 +64,30 @@ def test_a_run_that_spends_its_budget_prints_no_warning(tmp_path, capsys):
     assert main(["solve", "heat", *TINY[:3], "20", *TINY[4:], "--output", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "trained 20 iterations" in out and "warning" not in out
+
+
+def test_a_new_run_in_the_default_folder_goes_beside_an_earlier_one(tmp_path, monkeypatch):
+    import argparse
+
+    from pinn_lam.cli import solve as command
+
+    monkeypatch.chdir(tmp_path)
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    output = lambda *words: command.options_from(parser.parse_args(["heat", *words]))["output_dir"]  # noqa: E731
+    assert output() == "runs/heat"
+    (tmp_path / "runs" / "heat").mkdir(parents=True)
+    assert output() == "runs/heat"  # an empty folder holds no run
+    (tmp_path / "runs" / "heat" / "checkpoint.pt").write_bytes(b"")
+    assert output() == "runs/heat-2" and output("--resume") == "runs/heat"
+    (tmp_path / "runs" / "heat-2").mkdir()
+    (tmp_path / "runs" / "heat-2" / "metrics.json").write_text("{}")
+    assert output() == "runs/heat-3" and output("-o", "runs/heat") == "runs/heat"
+
+
+def test_the_resume_command_names_the_folder_when_the_arguments_do_not():
+    from pinn_lam.cli.solve import resume_command
+
+    assert resume_command(["solve", "heat", "--quick"], "runs/heat-2").endswith(
+        "solve heat --quick --output runs/heat-2 --resume")
+    assert resume_command(["solve", "heat", "-o", "x"], "x").endswith("solve heat -o x --resume")

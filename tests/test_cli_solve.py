@@ -66,6 +66,8 @@ def test_bad_options_give_one_line_errors(args, message, capsys, tmp_path):
 def test_config_file_sets_defaults_and_the_command_line_overrides_them(tmp_path, monkeypatch):
     from pinn_lam.cli import solve as command
 
+    monkeypatch.chdir(tmp_path)  # the default output folder depends on what runs/ holds
+
     config = tmp_path / "run.toml"
     config.write_text('optimizer = "adam"\niterations = 7\nwidth = 9\n[param]\nalpha = 0.2\n')
     parser = __import__("argparse").ArgumentParser()

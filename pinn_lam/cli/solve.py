@@ -108,7 +108,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--device", default=hide, help="cpu, cuda or cuda:N (default: cuda when available)")
     run.add_argument("--dtype", choices=("float32", "float64"), default=hide,
                      help=f"floating-point precision ({_defaults('dtype')})")
-    run.add_argument("--output", "-o", default=hide, help="output folder (default: runs/PROBLEM)")
+    run.add_argument("--output", "-o", default=hide,
+                     help="output folder (default: runs/PROBLEM, or runs/PROBLEM-2, -3, ... when it holds another run)")
     run.add_argument("--config", metavar="FILE.toml", default=hide,
                      help="TOML file of option defaults: keys as the long options with _ for -, "
                           "and a [param] table for problem parameters")
@@ -169,7 +170,12 @@ def options_from(args: argparse.Namespace) -> dict[str, Any]:
     if settings.get("quick") and preset not in (None, "quick"):
         raise ValueError(f"--quick and --preset {preset} name two presets; give one")
     preset = preset or ("quick" if settings.get("quick") else None)
-    output = settings.pop("output", None) or str(Path("runs") / args.problem.lower())
+    output = settings.pop("output", None)
+    if output is None:  # the default folder: a new run goes beside earlier ones, a resumed one into it
+        from pinn_lam.training.rundir import unused_folder
+
+        default = Path("runs") / args.problem.lower()
+        output = str(default if getattr(args, "resume", False) else unused_folder(default))
     return dict(
         optimizer=settings.get("optimizer"), iterations=settings.get("iterations"), lr=settings.get("lr"),
         lr_decay=settings.get("lr_decay"), width=settings.get("width"), depth=settings.get("depth"),
@@ -236,7 +242,8 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
             print(f"pinn-lam solve: {stop}", file=sys.stderr)
             if stop.checkpoint is not None:
-                print(f"resume with: {resume_command(getattr(args, '_argv', None) or sys.argv[1:])}", file=sys.stderr)
+                argv = getattr(args, "_argv", None) or sys.argv[1:]
+                print(f"resume with: {resume_command(argv, Path(stop.checkpoint).parent)}", file=sys.stderr)
             return exit_status(stop.signal_number)
         finally:
             bar.close()
@@ -258,12 +265,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def resume_command(argv: list[str]) -> str:
-    """The shell command that resumes the run started by ``pinn-lam solve`` with arguments ``argv``."""
+def resume_command(argv: list[str], folder: str | Path | None = None) -> str:
+    """The shell command that resumes the run started by ``pinn-lam solve`` with arguments ``argv``
+    in ``folder`` (added as ``--output`` when ``argv`` names no output folder)."""
     import os
     import shlex
 
     words = [word for word in argv if word != "--overwrite"]
+    named = any(word in ("-o", "--output") or word.startswith(("--output=", "-o")) for word in words)
+    if folder is not None and not named:
+        words += ["--output", str(folder)]
     if "--resume" not in words:
         words.append("--resume")
     program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""

@@ -115,6 +115,21 @@ def stale_temporaries(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.name.startswith(prefixes) and p.name.endswith(".tmp"))
 
 
+def holds_run(folder: Path) -> bool:
+    """Whether ``folder`` holds any of a run's files (:data:`RUN_FILES`)."""
+    return any((folder / name).exists() for name in RUN_FILES)
+
+
+def unused_folder(base: str | os.PathLike) -> Path:
+    """``base`` if it holds no run, else the first of ``base-2``, ``base-3``, ... that holds none."""
+    base = Path(base)
+    candidate, number = base, 1
+    while holds_run(candidate):
+        number += 1
+        candidate = base.with_name(f"{base.name}-{number}")
+    return candidate
+
+
 @contextlib.contextmanager
 def claim(folder: str | os.PathLike, *, resume: bool = False, overwrite: bool = False) -> Iterator[Path]:
     """Claim ``folder`` for one run for the duration of the ``with`` block (see the module docstring)."""
