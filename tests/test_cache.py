@@ -75,3 +75,49 @@ def test_problem_reference_hit_solves_nothing_and_is_identical(tmp_path, monkeyp
     # another resolution or parameter is another entry
     assert not heat.reference((64, 64), cache_dir=tmp_path).info["cached"]
     assert not Heat(alpha=0.2).reference((128, 128), cache_dir=tmp_path).info["cached"]
+
+
+def test_an_empty_entry_is_a_miss_and_is_replaced(tmp_path):
+    path = cache.cache_path("p", {"a": 1}, 4, "v", tmp_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+    arrays, meta = cache.cached("p", {"a": 1}, 4, "v", lambda: ({"u": np.arange(3.0)}, {}), tmp_path)
+    assert not meta["cached"] and np.array_equal(arrays["u"], np.arange(3.0))
+    assert path.stat().st_size > 0
+    again, meta = cache.cached("p", {"a": 1}, 4, "v", lambda: ({"u": np.zeros(3)}, {}), tmp_path)
+    assert meta["cached"] and np.array_equal(again["u"], np.arange(3.0)) and "key" not in meta
+
+
+def test_an_entry_stored_under_another_problems_key_is_a_miss(tmp_path):
+    # another problem's entry copied to heat's file name, as a mix-up of files would leave it
+    cache.cached("burgers", {"nu": 0.01}, 8, "v", lambda: ({"u": np.full(2, 7.0)}, {}), tmp_path)
+    other = cache.cache_path("burgers", {"nu": 0.01}, 8, "v", tmp_path)
+    heat = cache.cache_path("heat", {"alpha": 0.1}, 8, "v", tmp_path)
+    heat.write_bytes(other.read_bytes())
+    arrays, meta = cache.cached("heat", {"alpha": 0.1}, 8, "v", lambda: ({"u": np.ones(2)}, {}), tmp_path)
+    assert not meta["cached"] and np.array_equal(arrays["u"], np.ones(2))
+    assert cache.stored_key(cache.load(heat)[1]) == cache.cache_key("heat", {"alpha": 0.1}, 8, "v")
+
+
+def test_an_entry_without_its_key_is_a_miss(tmp_path):
+    path = cache.cache_path("p", {}, 1, "v", tmp_path)
+    cache.save(path, {"u": np.full(2, 5.0)}, {"method": "old"})
+    arrays, meta = cache.cached("p", {}, 1, "v", lambda: ({"u": np.ones(2)}, {}), tmp_path)
+    assert not meta["cached"] and np.array_equal(arrays["u"], np.ones(2))
+
+
+def test_a_real_reference_with_an_empty_cache_file_is_recomputed_and_replaced(tmp_path):
+    problem = Heat(modes=((1, 1.0),))
+    first = problem.reference((16, 16), cache_dir=tmp_path)
+    (entry,) = tmp_path.glob("*.npz")
+    entry.write_bytes(b"")
+    second = problem.reference((16, 16), cache_dir=tmp_path)
+    assert not second.info["cached"] and np.array_equal(second.u, first.u) and entry.stat().st_size > 0
+    assert problem.reference((16, 16), cache_dir=tmp_path).info["cached"]
+
+
+def test_the_tests_use_a_private_cache_not_the_users(private_reference_cache):
+    import os
+
+    assert os.environ["PINN_LAM_CACHE"] == str(private_reference_cache)
+    assert cache.cache_folder() == private_reference_cache != Path.home() / ".cache" / "pinn-lam"

@@ -126,3 +126,67 @@ def test_resume_refuses_different_settings(tmp_path):
         solve("heat", output_dir=tmp_path, resume=True, **dict(settings, width=12))
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         solve("heat", output_dir=tmp_path / "empty", resume=True, **settings)
+
+
+def test_refusal_of_an_unsafe_checkpoint_names_the_object_and_never_suggests_weights_only_false(tmp_path):
+    unsafe = tmp_path / "unsafe.pt"
+    torch.save({"format_version": 2, "thing": Kill()}, unsafe)
+    with pytest.raises(OSError) as caught:
+        load_checkpoint(unsafe)
+    message = str(caught.value)
+    assert "Kill" in message and "refusing to unpickle" in message and "\n" not in message
+    assert "weights_only" not in message and "False" not in message
+
+
+def test_changed_tensor_bytes_fail_the_checksum_with_one_line(tmp_path):
+    path = save_checkpoint({"model": {"w": torch.arange(64.0)}, "iteration": 3}, tmp_path / "checkpoint.pt")
+    data = bytearray(path.read_bytes())
+    start = bytes(data).index(torch.arange(64.0).numpy().tobytes())  # the stored tensor, raw
+    data[start + 8 * 17] ^= 0x01  # one bit of one float64
+    path.write_bytes(bytes(data))
+    with pytest.raises(OSError, match="is damaged: its contents do not match the checksum") as caught:
+        load_checkpoint(path)
+    assert "\n" not in str(caught.value)
+
+
+def test_checksum_covers_values_keys_and_types():
+    from pinn_lam.training.checkpoint import content_digest
+
+    base = {"a": torch.zeros(3), "b": [1, 2.0, "x"], 3: None}
+    assert content_digest(base) == content_digest({3: None, "b": [1, 2.0, "x"], "a": torch.zeros(3)})
+    for other in ({**base, "a": torch.zeros(3, dtype=torch.float64)}, {**base, "a": torch.zeros(1, 3)},
+                  {**base, "b": [1, 2, "x"]}, {**base, "b": (1, 2.0, "x")}, {**base, 3: 0}):
+        assert content_digest(other) != content_digest(base)
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    import errno
+
+    path = save_checkpoint({"iteration": 1}, tmp_path / "checkpoint.pt")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError) as caught:
+        save_checkpoint({"iteration": 2}, path)
+    assert str(caught.value) == f"cannot write {path}: No space left on device"
+    assert caught.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    assert load_checkpoint(path)["iteration"] == 1 and os.listdir(tmp_path) == ["checkpoint.pt"]
+
+
+def test_a_full_disk_during_training_stops_the_command_with_one_line(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from pinn_lam.cli.main import main
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    code = main(["solve", "heat", "--optimizer", "adam", "--iterations", "5", "--points", "64", "--width", "8",
+                 "--depth", "2", "--no-progress", "--device", "cpu", "--output", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err
+    assert err == f"pinn-lam solve: error: cannot write {tmp_path / 'run' / 'checkpoint.pt'}: No space left on device"

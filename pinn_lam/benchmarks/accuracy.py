@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         for seed in args.seeds:
             start = time.perf_counter()
             out = None if args.runs is None else Path(args.runs) / f"{name}-seed{seed}{'-quick' if preset else ''}"
-            result = solve(name, seed=seed, preset=preset, output_dir=out, figure=out is not None)
+            result = solve(name, seed=seed, preset=preset, output_dir=out, figure=out is not None, overwrite=out is not None)
             wall = time.perf_counter() - start
             m = result.metrics
             passed = m["rel_l2"] <= bound and wall <= seconds

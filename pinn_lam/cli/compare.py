@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lrs", metavar="LR,LR,...",
                         help="learning-rate grid for the sensitivity study of LAM against Adam, e.g. 1e-4,1e-3,1e-2")
     parser.add_argument("--variants", action="store_true", help="also compare LAM's variants (bias correction, layer-wise)")
-    parser.add_argument("--output", help="output folder (unset: runs/compare/<problem or suite>)")
+    parser.add_argument("--output", "-o", help="output folder (unset: runs/compare/<problem or suite>)")
     parser.add_argument("--workers", type=int, help="parallel worker processes (unset: min(cores, runs))")
     parser.add_argument("--no-resume", action="store_true", help="rerun runs already finished in the output folder")
     parser.add_argument("--no-warm-up", action="store_true",

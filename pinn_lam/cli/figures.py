@@ -13,7 +13,7 @@ two. Finished runs are kept under --runs, so an interrupted call picks up where 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output", default="figures", help="folder for the figures and results.md")
+    parser.add_argument("--output", "-o", default="figures", help="folder for the figures and results.md")
     parser.add_argument("--runs", default=None, help="folder for the runs (unset: runs/figures, or runs/figures-quick with --quick)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every comparison iteration budget")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the pipeline, not the science")

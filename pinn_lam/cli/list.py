@@ -28,5 +28,5 @@ def run(args: argparse.Namespace) -> int:
     print("samplers (--sampler NAME):")
     for name, text in METHODS.items():
         print(f"  {name:<10} {text}")
-    print("presets: " + ", ".join(f"--{name}" for name in PRESETS))
+    print("presets (--preset NAME; --quick is --preset quick): " + ", ".join(PRESETS))
     return 0

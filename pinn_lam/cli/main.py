@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args._argv = list(sys.argv[1:] if argv is None else argv)  # the words as given, to repeat them
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 2
@@ -50,6 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pinn-lam: interrupted", file=sys.stderr)
         return 130
+    except (MemoryError, RuntimeError) as error:
+        from pinn_lam.training.memory import allocation_failure_message, is_allocation_failure
+
+        if not is_allocation_failure(error):
+            raise
+        print(f"pinn-lam {args.command}: error: {allocation_failure_message(error)}", file=sys.stderr)
+        return 1
     except (PinnLamError, ValueError, OSError, KeyError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"pinn-lam {args.command}: error: {message}", file=sys.stderr)

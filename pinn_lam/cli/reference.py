@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resolution", type=parse_value, default=None,
                         help="the solver's resolution (burgers: x-intervals; heat: NX,NT; poisson: N or NX,NY); "
                              "none: chosen from the parameters")
-    parser.add_argument("--output", default="runs/reference", help="folder for the figure")
+    parser.add_argument("--output", "-o", default="runs/reference", help="folder for the figure")
     parser.add_argument("--cache-dir", default=None,
                         help="reference cache folder (none: $PINN_LAM_CACHE, else ~/.cache/pinn-lam)")
     parser.add_argument("--fresh", action="store_true",

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from pinn_lam.cli.params import param
+from pinn_lam.errors import TrainingInterrupted
+from pinn_lam.training.guards import StopSignals, exit_status
 
 HELP = "train a PINN on a problem (burgers, poisson, heat) and validate it against the reference"
 DESCRIPTION = (
@@ -100,19 +102,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="draw new points every N first-order iterations (default: never)")
     pts.add_argument("--adaptive-every", type=int, metavar="N", default=hide,
                      help="every N iterations redraw the collocation points where the PDE residual is "
-                          f"large (RAD), restarting L-BFGS ({_defaults('adaptive_every')})")
+                          f"large (RAD); L-BFGS keeps its curvature pairs across a redraw ({_defaults('adaptive_every')})")
     run = parser.add_argument_group("problem, machine and output")
     run.add_argument("--param", type=param, action="append", metavar="NAME=VALUE", default=hide,
                      help="a problem parameter, repeatable, e.g. --param nu=0.001 (see 'pinn-lam list')")
     run.add_argument("--device", default=hide, help="cpu, cuda or cuda:N (default: cuda when available)")
     run.add_argument("--dtype", choices=("float32", "float64"), default=hide,
                      help=f"floating-point precision ({_defaults('dtype')})")
-    run.add_argument("--output", "-o", default=hide, help="output folder (default: runs/PROBLEM)")
+    run.add_argument("--output", "-o", default=hide,
+                     help="output folder (default: runs/PROBLEM, or runs/PROBLEM-2, -3, ... when it holds another run)")
     run.add_argument("--config", metavar="FILE.toml", default=hide,
                      help="TOML file of option defaults: keys as the long options with _ for -, "
                           "and a [param] table for problem parameters")
     run.add_argument("--resume", action="store_true", default=hide,
                      help="continue the run checkpointed in the output folder (same settings)")
+    run.add_argument("--overwrite", action="store_true", default=hide,
+                     help="replace the files of another run in the output folder (without it, or --resume, "
+                          "such a folder is refused)")
     run.add_argument("--checkpoint-every", type=int, metavar="N", default=hide,
                      help=f"checkpoint every N iterations and at the end ({_defaults('checkpoint_every')})")
     run.add_argument("--eval-every", type=int, metavar="N", default=hide,
@@ -167,7 +173,12 @@ def options_from(args: argparse.Namespace) -> dict[str, Any]:
     if settings.get("quick") and preset not in (None, "quick"):
         raise ValueError(f"--quick and --preset {preset} name two presets; give one")
     preset = preset or ("quick" if settings.get("quick") else None)
-    output = settings.pop("output", None) or str(Path("runs") / default_folder(args.problem))
+    output = settings.pop("output", None)
+    if output is None:  # the default folder: a new run goes beside earlier ones, a resumed one into it
+        from pinn_lam.training.rundir import unused_folder
+
+        default = Path("runs") / default_folder(args.problem)
+        output = str(default if getattr(args, "resume", False) else unused_folder(default))
     return dict(
         optimizer=settings.get("optimizer"), iterations=settings.get("iterations"), lr=settings.get("lr"),
         lr_decay=settings.get("lr_decay"), width=settings.get("width"), depth=settings.get("depth"),
@@ -180,6 +191,7 @@ def options_from(args: argparse.Namespace) -> dict[str, Any]:
         weights=settings.get("weights"), fast=settings.get("fast"), params=params or None,
         adaptive_every=settings.get("adaptive_every"), threads=settings.get("threads"),
         output_dir=output, resume=bool(getattr(args, "resume", False)), figure=getattr(args, "figure", True),
+        overwrite=bool(getattr(args, "overwrite", False)),
     )
 
 
@@ -209,8 +221,8 @@ class ProgressBar:
         self.last = state.iteration
         postfix = {"phase": state.phase, "loss": f"{state.values['loss']:.2e}"}
         postfix.update({k: f"{v:.1e}" for k, v in state.values.items() if k != "loss" and len(state.values) > 2})
-        if state.rel_l2 is not None:
-            postfix["rel_l2"] = f"{state.rel_l2:.2e}"
+        if state.rel_l2 is not None:  # on the evaluation subset; the summary's is on the whole grid
+            postfix["rel_l2_subset"] = f"{state.rel_l2:.2e}"
         limit = state.time_limit if state.time_limit is not None else self.time_limit
         if limit is not None and limit != float("inf"):
             postfix["limit"] = f"{max(0.0, limit - state.elapsed):.0f}s"
@@ -234,10 +246,18 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(threads)  # the command owns its process; the library never does this
     bar = ProgressBar(getattr(args, "progress", True), options["time_limit"])
-    try:
-        result = solve(args.problem, callback=bar, **options)
-    finally:
-        bar.close()
+    with StopSignals() as signals:
+        try:
+            result = solve(args.problem, callback=bar, stop_requested=signals.requested, **options)
+        except TrainingInterrupted as stop:
+            bar.close()
+            print(f"pinn-lam solve: {stop}", file=sys.stderr)
+            if stop.checkpoint is not None:
+                argv = getattr(args, "_argv", None) or sys.argv[1:]
+                print(f"resume with: {resume_command(argv, Path(stop.checkpoint).parent)}", file=sys.stderr)
+            return exit_status(stop.signal_number)
+        finally:
+            bar.close()
     print(summary(result))
     return 0
 
@@ -248,6 +268,12 @@ def summary(result) -> str:
     m = result.metrics
     lines = [f"{result.problem!r}: trained {m['iterations']} iterations in {m['seconds']:.1f} s ({m['stop_reason']})"]
     lines += [f"  {event}" for event in m["events"][:-1]]
+    planned = sum(result.config["iterations"])
+    if m["stop_reason"].startswith("time limit") and m["iterations"] < planned:
+        reached = "" if m["rel_l2"] is None else f", relative L2 error {m['rel_l2']:.3e}"
+        lines.append(f"warning: the time limit of {result.config['time_limit']:g} s cut the run short: "
+                     f"{m['iterations']} of {planned} iterations done{reached}; raise --time-limit or lower "
+                     "--iterations, or --resume to continue")
     if m["rel_l2"] is None:
         lines.append(f"no reference: {m['reference']}")
         lines.append(f"root mean square of the PDE residual: {m['residual_rms']:.3e}")
@@ -266,6 +292,23 @@ def summary(result) -> str:
         lines.append(f"figure {m['figure']}")
     lines.append("wrote: " + ", ".join(str(p) for p in result.files))
     return "\n".join(lines)
+
+
+def resume_command(argv: list[str], folder: str | Path | None = None) -> str:
+    """The shell command that resumes the run started by ``pinn-lam solve`` with arguments ``argv``
+    in ``folder`` (added as ``--output`` when ``argv`` names no output folder)."""
+    import os
+    import shlex
+
+    words = [word for word in argv if word != "--overwrite"]
+    named = any(word in ("-o", "--output") or word.startswith(("--output=", "-o")) for word in words)
+    if folder is not None and not named:
+        words += ["--output", str(folder)]
+    if "--resume" not in words:
+        words.append("--resume")
+    program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    prefix = ["pinn-lam"] if program == "pinn-lam" else [sys.executable, "-m", "pinn_lam"]
+    return shlex.join(prefix + words)
 
 
 def _format(value) -> str:

@@ -4,7 +4,10 @@ An entry is keyed by the problem's name, its parameters, the resolution and a me
 (bumped when a solver changes), hashed into the file name ``<name>-<hash>.npz``. The folder is
 the ``cache_dir`` argument, else the environment variable ``PINN_LAM_CACHE``, else
 ``~/.cache/pinn-lam``. Writes are atomic (a temporary file in the same folder, then
-``os.replace``), so concurrent runs never see half a file; an unreadable entry counts as a miss.
+``os.replace``), so concurrent runs never see half a file. Each entry also stores the name,
+parameters, resolution and version it was computed for, and a load checks that they hash to the
+key asked for: an unreadable entry (empty, truncated, not an archive) or one stored under the wrong
+key counts as a miss, and is recomputed and replaced.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import json
 import os
 import time
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -53,9 +57,19 @@ def load(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files if key != "__meta__"}
             meta = json.loads(str(data["__meta__"]))
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile, zlib.error):
         return None
-    return arrays, meta
+    return (arrays, meta) if isinstance(meta, dict) else None
+
+
+def stored_key(meta: Mapping[str, Any]) -> str | None:
+    """The key that the name, parameters, resolution and version stored in ``meta`` hash to
+    (``None`` when they are missing)."""
+    entry = meta.get("key")
+    try:
+        return cache_key(entry["name"], entry["parameters"], entry["resolution"], entry["version"])
+    except (TypeError, KeyError):
+        return None
 
 
 def save(path: Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> Path:
@@ -76,16 +90,18 @@ def cached(name: str, parameters: Mapping[str, Any], resolution: Any, version: s
     """
     path = cache_path(name, parameters, resolution, version, cache_dir)
     hit = load(path)
-    if hit is not None:
+    if hit is not None and stored_key(hit[1]) == cache_key(name, parameters, resolution, version):
         arrays, meta = hit
+        meta.pop("key")
         meta.update(cached=True, path=str(path))
         return arrays, meta
     start = time.perf_counter()
     arrays, meta = compute()
     meta = dict(meta)
     meta.setdefault("seconds", time.perf_counter() - start)
+    key = {"name": name, "parameters": parameters, "resolution": resolution, "version": version}
     try:
-        save(path, arrays, meta)
+        save(path, arrays, {**meta, "key": key})
     except OSError:
         # a read-only or full disk must not stop the computation from being used
         pass

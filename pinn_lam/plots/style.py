@@ -10,6 +10,8 @@ import contextlib
 from pathlib import Path
 from typing import Iterator
 
+from pinn_lam.atomic import atomic_write
+
 #: single-column width in inches (most journals: 3.3-3.5 in)
 COLUMN_WIDTH = 3.4
 #: full text width in inches
@@ -46,7 +48,9 @@ def save_figure(fig, stem: str | Path) -> list[Path]:
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
-    for path in paths:
-        fig.savefig(path)
-    plt.close(fig)
+    try:
+        for path in paths:  # atomically: a killed run never leaves half a figure
+            atomic_write(path, lambda file: fig.savefig(file, format=path.suffix[1:]))
+    finally:
+        plt.close(fig)
     return paths

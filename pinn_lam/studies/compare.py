@@ -4,7 +4,8 @@ A comparison is a list of :class:`RunSpec`. Each run is one ``pinn_lam.training.
 independent of every other, so :func:`run_comparison` farms them out to worker processes
 (``concurrent.futures.ProcessPoolExecutor`` with the ``spawn`` start method, ``cores // workers``
 torch threads each) and writes each result atomically to ``<output>/runs/<key>.json`` as soon as
-it finishes. The key hashes every field of the spec, so a killed comparison started again with
+it finishes (the worker writes it, so it survives its parent; a worker exits when its parent
+dies, see :mod:`pinn_lam.studies.workers`). The key hashes every field of the spec, so a killed comparison started again with
 the same options skips the runs already on disk and redoes only the rest, while a changed budget
 or parameter never reuses a stale result.
 
@@ -28,6 +29,7 @@ from typing import Any, Callable, Iterable, Sequence
 from pinn_lam.atomic import atomic_write
 from pinn_lam.optim import registry
 from pinn_lam.optim.registry import VARIANTS, resolve_label
+from pinn_lam.studies.workers import run_and_keep
 
 #: optimizers of the learning-rate sensitivity study
 LR_STUDY = ("lam", "adam")
@@ -214,11 +216,14 @@ def warm_up(specs: Sequence[RunSpec]) -> None:
             pass
 
 
-def _init_worker(threads: int, warm: Sequence[RunSpec]) -> None:
+def _init_worker(threads: int, warm: Sequence[RunSpec], parent: int) -> None:
     import torch
 
     from pinn_lam.machine import tune_malloc
 
+    from pinn_lam.studies.workers import guard_worker
+
+    guard_worker(parent)
     torch.set_num_threads(max(1, threads))
     tune_malloc()  # the worker's process is the study's own: keep freed memory for reuse, as the command line does
     warm_up(warm)
@@ -255,8 +260,9 @@ def run_comparison(specs: Iterable[RunSpec], output_dir: str | Path, *, workers:
     if workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers}")
 
-    def finish(spec: RunSpec, record: dict[str, Any]) -> None:
-        write_json_atomic(result_path(output_dir, spec), record)
+    def finish(spec: RunSpec, record: dict[str, Any], written: bool = False) -> None:
+        if not written:
+            write_json_atomic(result_path(output_dir, spec), record)
         results[spec.key] = record
         if log:
             log(f"[{len(results)}/{len(specs)}] {describe(record)}")
@@ -271,11 +277,12 @@ def run_comparison(specs: Iterable[RunSpec], output_dir: str | Path, *, workers:
     else:
         cores = default_workers(10 ** 6)
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                                 initargs=(max(1, cores // workers), warm)) as pool:
-            futures = {pool.submit(run, spec): spec for spec in todo}
+                                 initargs=(max(1, cores // workers), warm, os.getpid())) as pool:
+            futures = {pool.submit(run_and_keep, run, spec, result_path(output_dir, spec), write_json_atomic): spec
+                       for spec in todo}
             try:
                 for future in as_completed(futures):
-                    finish(futures[future], future.result())
+                    finish(futures[future], future.result(), written=True)
             except BaseException:
                 # interrupted or a worker died: drop the queued runs; finished ones are on disk
                 pool.shutdown(wait=False, cancel_futures=True)

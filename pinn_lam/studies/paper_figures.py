@@ -74,7 +74,7 @@ def solution_spec(problem: str, budget: Budget, runs: Path) -> RunSpec:
     from pinn_lam.training import presets
 
     settings = presets.resolve(problem, budget.solution_preset)
-    options = dict(budget.solve_options, output_dir=str(runs / "solve" / problem))
+    options = dict(budget.solve_options, output_dir=str(runs / "solve" / problem), overwrite=True)  # a rerun replaces it
     return RunSpec(problem, settings["optimizer"], seed=0, iterations=budget.solution_iterations,
                    case=f"solution-{problem}", preset=budget.solution_preset,
                    solve_options=tuple(sorted(options.items())))
@@ -117,7 +117,7 @@ def make_all(output: str | Path = "figures", runs: str | Path = "runs/figures", 
         source = Path(dict(spec.solve_options)["output_dir"])
         for suffix in (".png", ".pdf"):
             if not (source / f"solution{suffix}").exists():
-                raise FileNotFoundError(f"{source / f'solution{suffix}'} is missing; run with --no-resume")
+                raise FileNotFoundError(f"{source / f'solution{suffix}'} is missing; run again with resume=False (--no-resume)")
             written.append(Path(shutil.copyfile(source / f"solution{suffix}", output / f"solution_{problem}{suffix}")))
     written += write_figures(main, records, output / main.case, title=main.case.capitalize())
     for p in suite:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import time
 from pathlib import Path
@@ -11,6 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from pinn_lam.atomic import atomic_write
 
 
 def predict(model: nn.Module, points, batch: int = 65536) -> np.ndarray:
@@ -34,14 +37,15 @@ def write_outputs(result, out: Path, figure: bool = True) -> list[Path]:
     (``figure``) ``solution.png``/``.pdf`` into ``out``."""
     files = [out / "metrics.json", out / "history.csv"]
     record = {"metrics": result.metrics, "config": result.config, "machine": _machine()}
-    files[0].write_text(json.dumps(record, indent=2, default=str) + "\n")
+    _write_json(files[0], record)
     columns: list[str] = []
     for row in result.history:
         columns += [k for k in row if k not in columns]
-    with open(files[1], "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(result.history)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(result.history)
+    atomic_write(files[1], lambda handle: handle.write(table.getvalue().encode()))
     if figure:
         from pinn_lam.plots.solution import solution_figure
 
@@ -51,8 +55,13 @@ def write_outputs(result, out: Path, figure: bool = True) -> list[Path]:
             files += solution_figure(result.predict, result.problem, result.reference, out / "solution", title)
         except Exception as failure:  # the run is done: a figure that cannot be drawn is a note, not an error
             result.metrics["figure"] = f"not drawn: {type(failure).__name__}: {failure}"
-            files[0].write_text(json.dumps(record | {"metrics": result.metrics}, indent=2, default=str) + "\n")
+            _write_json(files[0], record | {"metrics": result.metrics})
     return files
+
+
+def _write_json(path: Path, record: dict[str, Any]) -> None:
+    text = json.dumps(record, indent=2, default=str) + "\n"
+    atomic_write(path, lambda handle: handle.write(text.encode()))
 
 
 def _machine() -> dict[str, Any]:

@@ -44,7 +44,7 @@ DEFAULTS: dict[str, Any] = {
 #: preset name -> overrides applied on top of the problem defaults
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {"iterations": [300, 500], "n_collocation": 1024, "width": 20, "depth": 3,
-              "eval_every": 50, "checkpoint_every": 200, "time_limit": 55.0},
+              "eval_every": 50, "checkpoint_every": 200, "time_limit": 300.0},
     # float32 halves the cost of an iteration; no time limit (an iteration budget only)
     "sprint": {"dtype": "float32", "eval_every": 50, "checkpoint_every": 1000},
 }

@@ -48,7 +48,7 @@ def _device(value) -> torch.device:
     except (RuntimeError, TypeError) as error:
         raise ValueError(f"unknown device {value!r}; use cpu, cuda or cuda:N") from error
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {value!r} requested but CUDA is not available; use --device cpu")
+        raise ValueError(f"device {value!r} requested but CUDA is not available; use device='cpu'")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise ValueError(f"device {value!r} does not exist; this machine has {torch.cuda.device_count()} "
                          f"CUDA device(s): cuda:0 to cuda:{torch.cuda.device_count() - 1}")

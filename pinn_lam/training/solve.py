@@ -19,6 +19,7 @@ import numpy as np
 from torch import nn
 
 from pinn_lam.optim import registry
+from pinn_lam.training import memory, rundir
 from pinn_lam.pde.problem import Problem
 from pinn_lam.pde.spec import describe
 from pinn_lam.training.checkpoint import load_checkpoint
@@ -49,6 +50,7 @@ class Result:
         return predict(self.model, points)
 
 
+@rundir.claims_output_folder
 def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: int | Sequence[int] | None = None,
           lr: float | None = None, seed: int = 0, device: str | None = None, dtype: str | None = None,
           preset: str | None = None, width: int | None = None, depth: int | None = None,
@@ -59,7 +61,8 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
           params: dict[str, Any] | None = None, callback: Callable | None = None, progress: bool = False,
           lr_decay: float | None = None, weights: dict[str, float] | None = None,
           figure: bool = True, reference_resolution: Any = None, adaptive_every: int | None = None,
-          adaptive_pool: int | None = None, **optimizer_options) -> Result:
+          adaptive_pool: int | None = None, overwrite: bool = False,
+          stop_requested: Callable[[], int | None] | None = None, **optimizer_options) -> Result:
     """Train a PINN on ``problem`` and measure it against the reference (and exact solution).
 
     Args:
@@ -74,11 +77,15 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
         width, depth, activation: the MLP. hard_constraints: use the problem's output transform.
         n_collocation, n_boundary, sampler, resample_every: the points (``uniform``/``lhs``/``sobol``).
         adaptive_every, adaptive_pool: redraw the collocation points by their residual (RAD) every
-            this many iterations, from this many candidates (L-BFGS restarts on the new points).
+            this many iterations, from this many candidates (L-BFGS keeps its curvature pairs across a redraw).
         fast: derivative fast path (``None``: when supported). weights: loss weights by term.
         time_limit: training seconds. eval_every: iterations between error evaluations.
         output_dir: where ``metrics.json``, ``history.csv``, ``checkpoint.pt`` and the figure go.
         checkpoint_every, resume: checkpoint period; continue from ``output_dir/checkpoint.pt``.
+        overwrite: replace another run's files in ``output_dir`` (without it, or ``resume``, such a
+            folder is refused; see :mod:`pinn_lam.training.rundir`).
+        stop_requested: polled after every step; a signal number checkpoints the run and raises
+            :class:`~pinn_lam.errors.TrainingInterrupted` (see :class:`~pinn_lam.training.guards.StopSignals`).
         params: the problem's parameters (with a name). callback: ``callback(TrainState) -> stop?``.
         progress: unused by the API (the command line draws the progress bar through ``callback``).
         figure: write ``solution.png``/``.pdf`` to ``output_dir`` (a figure that cannot be drawn
@@ -96,8 +103,10 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
     training clock starts. The command line also calls :func:`pinn_lam.machine.tune_malloc`,
     which keeps freed memory in the process between steps; a Python script may call it too.
 
-    Returns: a :class:`Result`. Raises :class:`~pinn_lam.errors.NonFiniteLossError` if the loss
-    becomes NaN/inf, ``ValueError`` for bad options, ``OSError`` for unwritable folders.
+    Returns: a :class:`Result`. Raises :class:`~pinn_lam.errors.DivergenceError` (or its
+    :class:`~pinn_lam.errors.NonFiniteLossError`) if the loss explodes or becomes NaN/inf,
+    :class:`~pinn_lam.errors.RunFolderError` for a folder holding another run or in use,
+    ``ValueError`` for bad options, ``OSError`` for unwritable folders.
     """
     problem = make_problem(problem, params)
     spec = describe(problem)
@@ -110,6 +119,7 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
                    adaptive_every=adaptive_every, adaptive_pool=adaptive_pool, time_limit=time_limit)
     config = configure(problem, preset, options)
     config.update(seed=int(seed), fast=fast, preset=preset, optimizer_options=dict(optimizer_options))
+    memory.check_fits(config)  # before allocating: a run too large is refused in one line, at once
     out = Path(output_dir) if output_dir is not None else None
     checkpoint_path = None
     if out is not None:
@@ -139,7 +149,8 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
                       adaptive_every=config["adaptive_every"], adaptive_pool=config["adaptive_pool"],
                       lr_decay=config["lr_decay"], evaluate=evaluation.during_training, eval_every=config["eval_every"],
                       checkpoint_path=checkpoint_path, checkpoint_every=config["checkpoint_every"],
-                      time_limit=config["time_limit"], callback=callback, extra=config)
+                      time_limit=config["time_limit"], callback=callback, extra=config,
+                      stop_requested=stop_requested)
     if saved is not None:
         trainer.load_state_dict(saved)
     stop_reason = trainer.run()

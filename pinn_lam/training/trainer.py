@@ -10,13 +10,18 @@ Iteration :math:`i` of the loop, with :math:`i` optimizer steps done so far:
 
 1. resample the points if :math:`i` is a positive multiple of ``resample_every`` (first-order phases);
 2. evaluate the loss and its gradient at the current parameters; a non-finite value raises
-   :class:`~pinn_lam.errors.NonFiniteLossError` naming :math:`i` and the term;
+   :class:`~pinn_lam.errors.NonFiniteLossError` naming :math:`i` and the term, and a loss that
+   has exploded for a sustained stretch (:class:`~pinn_lam.training.guards.DivergenceGuard`)
+   raises :class:`~pinn_lam.errors.DivergenceError` the same way;
 3. log a history row for iteration :math:`i`, evaluating the error when :math:`i` has reached
    a multiple of ``eval_every`` since the last evaluation (an L-BFGS chunk may end between
    multiples);
 4. write a checkpoint when :math:`i` has likewise reached a multiple of ``checkpoint_every`` (so
-   a checkpoint always holds parameters whose loss was finite);
-5. step the optimizer, then call ``callback(state)``; a true return value stops training.
+   a checkpoint always holds parameters whose loss was finite and within the divergence bounds;
+   a checkpoint due while the loss is out of bounds waits until it is back);
+5. step the optimizer, then call ``callback(state)``; a true return value stops training;
+6. poll ``stop_requested()``: a signal number makes the trainer checkpoint the state after
+   :math:`i+1` steps and raise :class:`~pinn_lam.errors.TrainingInterrupted`.
 
 A checkpoint restores everything the loop depends on (parameters, optimizer state, points,
 sampler generator, counters, history), so on CPU a resumed run is bit-identical to an
@@ -37,7 +42,8 @@ from torch import Tensor, nn
 from pinn_lam.optim import lbfgs, registry
 from pinn_lam.optim.registry import make_optimizer, parse_phases  # noqa: F401 (re-exported)
 from pinn_lam.training.checkpoint import save_checkpoint
-from pinn_lam.errors import NonFiniteLossError
+from pinn_lam.errors import DivergenceError, NonFiniteLossError, TrainingInterrupted
+from pinn_lam.training.guards import DivergenceGuard, signal_name
 from pinn_lam.training.loss import PINNLoss
 from pinn_lam.training.sampling import PointSampler
 
@@ -99,6 +105,9 @@ class Trainer:
         checkpoint_path, checkpoint_every: where and how often to checkpoint (also at the end).
         time_limit: stop after this many seconds of training.
         callback: ``callback(TrainState) -> bool | None``.
+        stop_requested: ``stop_requested() -> int | None``, polled after every step; a signal
+            number checkpoints the current state and raises :class:`~pinn_lam.errors.TrainingInterrupted`
+            (see :class:`~pinn_lam.training.guards.StopSignals`).
         extra: JSON-like data stored in every checkpoint (the run's configuration).
     """
 
@@ -107,7 +116,8 @@ class Trainer:
                  adaptive_every: int | None = None, adaptive_pool: int = 65536,
                  evaluate: Callable[[nn.Module], dict[str, float]] | None = None, eval_every: int | None = None,
                  checkpoint_path=None, checkpoint_every: int | None = None, time_limit: float | None = None,
-                 callback: Callable[[TrainState], Any] | None = None, extra: dict[str, Any] | None = None) -> None:
+                 callback: Callable[[TrainState], Any] | None = None, extra: dict[str, Any] | None = None,
+                 stop_requested: Callable[[], int | None] | None = None) -> None:
         for label, value in (("resample_every", resample_every), ("eval_every", eval_every),
                              ("adaptive_every", adaptive_every), ("adaptive_pool", adaptive_pool),
                              ("checkpoint_every", checkpoint_every)):
@@ -129,6 +139,8 @@ class Trainer:
         self.evaluate, self.eval_every = evaluate, eval_every
         self.checkpoint_path, self.checkpoint_every = checkpoint_path, checkpoint_every
         self.time_limit, self.callback, self.extra = time_limit, callback, dict(extra or {})
+        self.stop_requested = stop_requested
+        self.divergence = DivergenceGuard()
         # loop state (all of it goes into checkpoints)
         self.iteration = 0
         self.phase_index = 0
@@ -172,7 +184,7 @@ class Trainer:
             "iteration": self.iteration, "phase_index": self.phase_index, "phase_iteration": self.phase_iteration,
             "points_iteration": self.points_iteration, "elapsed": self.elapsed, "adaptations": self.adaptations,
             "history": [dict(row) for row in self.history], "events": list(self.events),
-            "lbfgs": dict(self.lbfgs), "extra": self.extra,
+            "lbfgs": dict(self.lbfgs), "divergence": self.divergence.state_dict(), "extra": self.extra,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -194,6 +206,7 @@ class Trainer:
             self._new_optimizer()
             self.optimizer.load_state_dict(state["optimizer"])
         self.lbfgs = dict(state["lbfgs"])
+        self.divergence.load_state_dict(state.get("divergence"))
         self._saved_at = self.iteration
 
     def _save(self) -> None:
@@ -216,19 +229,34 @@ class Trainer:
         values["loss"] = float(total.detach())
         for name in (*terms, "loss"):  # name the offending term before the total
             if not math.isfinite(values[name]):
-                phase = self.phases[min(self.phase_index, len(self.phases) - 1)].optimizer
                 where = "total" if name == "loss" else f"term {name!r}"
-                saved = "no checkpoint was written" if self._saved_at is None else \
-                    f"last good checkpoint is iteration {self._saved_at} in {self.checkpoint_path}"
-                if self.checkpoint_path is None:
-                    saved = "no checkpoint path was given"
-                raise NonFiniteLossError(f"non-finite loss at iteration {self.iteration} ({phase} phase): "
-                                         f"{where} is {values[name]}; {saved}")
+                raise NonFiniteLossError(f"non-finite loss at iteration {self.iteration} ({self._phase_name()} "
+                                         f"phase): {where} is {values[name]}; {self._last_good()}")
         if scale is None:
             scale = self.lbfgs["scale"] = 1.0 / max(values["loss"], 1e-300)
         if backward:
             (total if scale == 1.0 else total * scale).backward()  # a unit scale adds no node
         return total, values
+
+    def _phase_name(self) -> str:
+        return self.phases[min(self.phase_index, len(self.phases) - 1)].optimizer
+
+    def _last_good(self) -> str:
+        if self.checkpoint_path is None:
+            return "no checkpoint path was given"
+        if self._saved_at is None:
+            return "no checkpoint was written"
+        return f"last good checkpoint is iteration {self._saved_at} in {self.checkpoint_path}"
+
+    def _check_divergence(self, values: dict[str, float]) -> None:
+        """Feed the logged loss to the divergence guard; raise :class:`DivergenceError` when it says so."""
+        if not self.divergence.update(self.iteration, values["loss"]):
+            return
+        terms = {k: v for k, v in values.items() if k != "loss"}
+        largest = max(terms, key=terms.get) if terms else "loss"
+        where = "total" if largest == "loss" else f"largest term {largest!r} is {values[largest]:.3e}"
+        raise DivergenceError(f"diverging loss at iteration {self.iteration} ({self._phase_name()} phase): {where}; "
+                              f"{self.divergence.describe(self.iteration, values['loss'])}; {self._last_good()}")
 
     def _log(self, values: dict[str, float], final: bool = False) -> dict[str, Any]:
         phase = self.phases[min(self.phase_index, len(self.phases) - 1)]
@@ -269,6 +297,7 @@ class Trainer:
                 if self.phase_iteration >= phase.iterations:
                     self.events.append(f"{phase.optimizer}: budget spent after {self.phase_iteration} iterations")
                 self.phase_index, self.phase_iteration, self.optimizer = self.phase_index + 1, 0, None
+                self.lbfgs["start"] = None
                 continue
             is_lbfgs = registry.get(phase.optimizer).closure
             if self.adaptive_every and self.iteration // self.adaptive_every > self.points_iteration // self.adaptive_every:
@@ -287,9 +316,12 @@ class Trainer:
             if is_lbfgs and self.lbfgs["previous"] is not None and values["loss"] >= self.lbfgs["previous"]:
                 self.lbfgs["pending"] = "line search failed (no decrease over a chunk)"
                 continue
+            if is_lbfgs and self.lbfgs.get("start") is None:
+                self.lbfgs["start"] = values["loss"]
+            self._check_divergence(values)
             row = self._log(values)
             last_error = row.get("rel_l2", last_error)
-            if self._due(self.checkpoint_every, self._saved_at):
+            if self._due(self.checkpoint_every, self._saved_at) and not self.divergence.suspicious:
                 self._save()
             done = self._step(phase, scale, values)
             self.iteration += done
@@ -300,6 +332,9 @@ class Trainer:
             if self.callback is not None and self.callback(state):
                 self.stop_reason = "stopped by callback"
                 break
+            number = self.stop_requested() if self.stop_requested is not None else None
+            if number:
+                self._interrupt(number)
             if self.time_limit is not None and self.elapsed >= self.time_limit:
                 self.stop_reason = f"time limit of {self.time_limit:g} s reached"
                 break
@@ -313,6 +348,16 @@ class Trainer:
         self.elapsed = time.perf_counter() - start
         self._save()
         return self.stop_reason
+
+    def _interrupt(self, number: int) -> None:
+        """Checkpoint the state after the step just taken and raise :class:`TrainingInterrupted`."""
+        name = signal_name(number)
+        self.events.append(f"interrupted by {name} at iteration {self.iteration}")
+        self._save()
+        saved = (f"checkpoint of iteration {self.iteration} in {self.checkpoint_path}"
+                 if self.checkpoint_path is not None else "no checkpoint path was given")
+        raise TrainingInterrupted(f"interrupted by {name} at iteration {self.iteration}; {saved}",
+                                  number, self.iteration, self.checkpoint_path)
 
     def _adapt_points(self, batch: int = 16384) -> None:
         """Redraw the collocation points by RAD (residual-based adaptive distribution)."""
@@ -371,7 +416,13 @@ class Trainer:
         self.lbfgs["pending"] = None
         where = f"lbfgs at iteration {self.iteration}"
         if reason == "converged":
-            self.events.append(f"{where}: converged (gradient below tolerance)")
+            _, values = self._loss_and_grad(1.0, backward=False)
+            start = self.lbfgs.get("start")
+            if start is not None and not values["loss"] < start:
+                self.events.append(f"{where}: gradient below tolerance at loss {values['loss']:.3e}, not below "
+                                   f"the phase's first loss {start:.3e} (a flat region, not a minimum); stopping L-BFGS")
+            else:
+                self.events.append(f"{where}: converged (gradient below tolerance)")
             return True
         self.lbfgs["failures"] += 1
         if self.dtype == torch.float32:
