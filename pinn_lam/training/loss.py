@@ -177,6 +177,22 @@ class PINNLoss:
         total, *means = _MeanSquares.apply(tuple(self.weights[name] for name in self._terms), targets, *inputs)
         return total, dict(zip(self._terms, means))
 
+    def residual_vector(self) -> Tensor:
+        r"""Every term's residuals as one vector :math:`R`, the terms in :meth:`terms` order, each
+        scaled by :math:`\sqrt{w_k/N_k}`, so that :math:`\|R\|^2` is the total of :meth:`loss`
+        (for least-squares optimizers, :mod:`pinn_lam.optim.lm`)."""
+        if self.fast:
+            residuals = self._fast_residuals()
+        else:
+            residuals = {name: (self.pde_residual() if name == "pde" else self.condition_residual(name), None)
+                         for name in self._terms}
+        parts = []
+        for name in self._terms:
+            value, target = residuals[name]
+            r = (value if target is None else value - target).reshape(-1)
+            parts.append(r * (self.weights[name] / max(r.numel(), 1)) ** 0.5)
+        return torch.cat(parts)
+
 
 class _MeanSquares(torch.autograd.Function):
     r"""``(sum_k w_k m_k, m_1, m_2, ...)`` with :math:`m_k = \mathrm{mean}((x_k - t_k)^2)`, in one
