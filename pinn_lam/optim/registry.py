@@ -21,6 +21,7 @@ from pinn_lam.optim import lbfgs
 from pinn_lam.optim.lam import LAM
 from pinn_lam.optim.lam_fast import _FUSED_DEVICES, _FUSED_DTYPES
 from pinn_lam.optim.lm import LevenbergMarquardt
+from pinn_lam.optim.ssbfgs import SelfScaledQuasiNewton, make_ssbfgs, make_ssbroyden
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,12 @@ REGISTRY: dict[str, OptimizerInfo] = {info.name: info for info in (
     OptimizerInfo("lbfgs", "L-BFGS with strong-Wolfe line search (pinn_lam.optim.lbfgs), reports why it stops",
                   lbfgs.make_lbfgs, "L-BFGS", "#9467bd", closure=True,
                   extra_options=_signature_of(torch.optim.LBFGS) | frozenset(lbfgs.DEFAULTS)),
+    OptimizerInfo("ssbfgs", "self-scaled BFGS, dense inverse Hessian, strong-Wolfe line search (pinn_lam.optim.ssbfgs)",
+                  make_ssbfgs, "SSBFGS", "#637939", closure=True,
+                  extra_options=_signature_of(SelfScaledQuasiNewton) - {"method"}),
+    OptimizerInfo("ssbroyden", "self-scaled Broyden, dense inverse Hessian, strong-Wolfe line search "
+                  "(pinn_lam.optim.ssbfgs)", make_ssbroyden, "SSBroyden", "#8c6d31", closure=True,
+                  extra_options=_signature_of(SelfScaledQuasiNewton) - {"method"}),
     OptimizerInfo("lm", "Levenberg-Marquardt (damped Gauss-Newton) on the residual vector (pinn_lam.optim.lm), "
                   "reports why it stops", LevenbergMarquardt, "Levenberg-Marquardt", "#393b79", closure=True,
                   residuals=True),

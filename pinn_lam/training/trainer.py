@@ -396,7 +396,7 @@ class Trainer:
         if registry.get(name).residuals:  # its own damping already did what a restart would
             self.events.append(f"{name} at iteration {self.iteration}: {reason}")
             return True
-        where = f"lbfgs at iteration {self.iteration}"
+        where = f"{name} at iteration {self.iteration}"
         if reason == "converged":
             self.events.append(f"{where}: converged (gradient below tolerance)")
             return True
@@ -406,9 +406,9 @@ class Trainer:
             self._to_dtype(torch.float64)
             self.lbfgs["failures"] = 0  # float64 gets its own restarts
         elif self.lbfgs["failures"] <= 2:
-            self.events.append(f"{where}: {reason}; restarting L-BFGS without its history")
+            self.events.append(f"{where}: {reason}; restarting {registry.get(name).label} without its history")
         else:
-            self.events.append(f"{where}: {reason} again after restarts; stopping L-BFGS")
+            self.events.append(f"{where}: {reason} again after restarts; stopping {registry.get(name).label}")
             return True
         failures = self.lbfgs["failures"]
         self._new_optimizer()
