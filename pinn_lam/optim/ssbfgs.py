@@ -17,9 +17,9 @@ where :math:`\vartheta_k` is the Broyden parameter of the direct update (:math:`
 
 * ``"ssbfgs"``: :math:`\vartheta = 0` and Al-Baali's scaling :math:`\tau_k = \min(1, 1/b)`
   (Al-Baali 1998), which scales only when :math:`H` overestimates the curvature along :math:`s`.
-* ``"ssbroyden"``: :math:`\vartheta` and :math:`\tau` chosen per step (Al-Baali & Khalfan 2005;
-  Al-Baali, Spedicato & Maggioni 2014), as Urbán, Stefanou & Pons (2025) use for PINNs (their
-  "SSBroyden2"): with :math:`\rho^- = \min(1, h(1 - \sqrt{a/(1+a)}))`,
+* ``"ssbroyden"``: :math:`\vartheta` and :math:`\tau` chosen per step within Al-Baali's
+  self-scaling Broyden class (Al-Baali 1998; Al-Baali, Spedicato & Maggioni 2014) by the rule
+  Urbán, Stefanou & Pons (2025) use for PINNs (the method they call "SSBroyden2"): with :math:`\rho^- = \min(1, h(1 - \sqrt{a/(1+a)}))`,
   :math:`\vartheta^- = (\rho^- - 1)/a`, :math:`\vartheta^+ = 1/\rho^-`,
 
   .. math::
@@ -42,9 +42,7 @@ passes over it (the products :math:`H[y, g]` and one rank-3 update).
 References:
     S. S. Oren, D. G. Luenberger, "Self-scaling variable metric (SSVM) algorithms", Management
     Science 20 (1974) 845-862. M. Al-Baali, "Numerical experience with a class of self-scaling
-    quasi-Newton algorithms", J. Optim. Theory Appl. 96 (1998) 533-553. M. Al-Baali, H. Khalfan,
-    "A wide interval for efficient self-scaling quasi-Newton algorithms", Optim. Methods Softw.
-    20 (2005) 679-691. M. Al-Baali, E. Spedicato, F. Maggioni, "Broyden's quasi-Newton methods for
+    quasi-Newton algorithms", J. Optim. Theory Appl. 96 (1998) 533-553. M. Al-Baali, E. Spedicato, F. Maggioni, "Broyden's quasi-Newton methods for
     a nonlinear system of equations and unconstrained optimization: a review and open problems",
     Optim. Methods Softw. 29 (2014) 937-954. J. F. Urbán, P. Stefanou, J. A. Pons, "Unveiling the
     optimization process of physics informed neural networks: how accurate and competitive can
