@@ -107,3 +107,16 @@ def test_lm_is_a_registered_residual_phase_whose_unknown_options_fail_in_one_lin
     assert registry.split_options(["lam", "lm"], {"damping": 1e-3}) == [{}, {"damping": 1e-3}]
     with pytest.raises(ValueError, match=r"option\(s\) history_size are not accepted by lam\+lm"):
         registry.split_options(["lam", "lm"], {"history_size": 5})
+
+
+def test_matrix_free_phase_follows_the_dense_phase():
+    finals = []
+    for matrix_free in (False, True):
+        loss = small_loss("heat", hard=True, fast=None, modes=((1, 1.0),))
+        options = {"damping": 1e-3, "matrix_free": matrix_free, "cg_tolerance": 1e-12, "cg_max_iter": 200}
+        trainer = Trainer(loss.model, loss, [Phase("lm", 3, options=options)])
+        trainer.run()
+        finals.append((torch.nn.utils.parameters_to_vector(loss.model.parameters()).detach(), trainer.history[-1]["loss"]))
+    assert finals[1][1] < 1e-2 * trainer.history[0]["loss"]
+    assert finals[1][1] == pytest.approx(finals[0][1], rel=1e-6)
+    assert torch.allclose(finals[1][0], finals[0][0], rtol=0, atol=1e-6)
