@@ -7,8 +7,8 @@ float64 (the precision LM runs in), then trained for ``--pretrain`` LAM steps so
 start where a second phase would. Each optimizer then starts from those parameters: L-BFGS and
 SSBFGS do an untimed chunk of ``--fill`` iterations (history, inverse Hessian) and a timed chunk of
 ``--iterations``; LM does ``--lm-iterations`` timed iterations (each a Jacobian, a Gram matrix,
-Cholesky factorisations and trial evaluations). *Memory* is what the optimizer keeps or builds per
-iteration, counted from tensor sizes: L-BFGS's pairs (``history_size`` x 2 x n), SSBFGS's inverse
+Cholesky factorisations and trial evaluations). Every time is the median over ``--rounds`` rounds.
+*Memory* is what the optimizer keeps or builds per iteration, counted from tensor sizes: L-BFGS's pairs (``history_size`` x 2 x n), SSBFGS's inverse
 Hessian (n x n), LM's Jacobian and Gram matrix (m x n + min(m, n)^2), all float64. The Jacobian
 rows are timed both ways: ``torch.func`` (per-point ``jacrev`` under ``vmap``,
 :mod:`pinn_lam.training.jacobian`) for all m rows, and row-by-row autograd (batched
@@ -18,6 +18,7 @@ scaled to m.
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -113,8 +114,10 @@ def _jacobian_times(loss, autograd_rows: int) -> dict[str, float]:
 
 
 def measure(name: str, *, pretrain: int = 200, fill: int = 10, iterations: int = 20, lm_iterations: int = 3,
-            autograd_rows: int = 64, seed: int = 0, **overrides) -> dict:
-    """Rows per optimizer (ms per iteration, evaluations per iteration, memory bytes) and the Jacobian times."""
+            autograd_rows: int = 64, rounds: int = 3, seed: int = 0, **overrides) -> dict:
+    """Rows per optimizer (ms per iteration, evaluations per iteration, memory bytes) and the
+    Jacobian times, each the median over ``rounds`` rounds (a shared machine's speed drifts; every
+    round times every optimizer from the same parameters)."""
     model, loss = setup(name, seed, pretrain, **overrides)
     start = [p.detach().clone() for p in model.parameters()]
 
@@ -123,19 +126,29 @@ def measure(name: str, *, pretrain: int = 200, fill: int = 10, iterations: int =
             for p, p0 in zip(model.parameters(), start):
                 p.copy_(p0)
 
-    rows = {}
-    for optimizer in ("lbfgs", "ssbfgs"):
+    measured: dict[str, list[dict]] = {"lbfgs": [], "ssbfgs": [], "lm": []}
+    jacobians = []
+    for _ in range(rounds):
+        for optimizer in ("lbfgs", "ssbfgs"):
+            reset()
+            measured[optimizer].append(_closure_optimizer(optimizer, model, loss, fill, iterations))
         reset()
-        rows[optimizer] = _closure_optimizer(optimizer, model, loss, fill, iterations)
-    reset()
-    rows["lm"] = _lm(model, loss, lm_iterations)
-    reset()
-    return {"problem": name, "params": sum(p.numel() for p in model.parameters()),
-            "residuals": loss.residual_vector().numel(), "rows": rows, "jacobian": _jacobian_times(loss, autograd_rows)}
+        measured["lm"].append(_lm(model, loss, lm_iterations))
+        reset()
+        jacobians.append(_jacobian_times(loss, autograd_rows))
+    rows = {name: _median(values) for name, values in measured.items()}
+    return {"problem": name, "params": sum(p.numel() for p in model.parameters()), "rounds": rounds,
+            "residuals": loss.residual_vector().numel(), "rows": rows, "jacobian": _median(jacobians)}
+
+
+def _median(rows: list[dict]) -> dict:
+    """The median of each entry over ``rows``, in their type (counts of a deterministic run agree)."""
+    return {key: type(rows[0][key])(statistics.median(row[key] for row in rows)) for key in rows[0]}
 
 
 def format_result(result: dict) -> str:
-    lines = [f"{result['problem']}: {result['params']} parameters, {result['residuals']} residuals",
+    lines = [f"{result['problem']}: {result['params']} parameters, {result['residuals']} residuals, "
+             f"median of {result['rounds']} rounds",
              f"{'optimizer':10s} {'ms/iteration':>13s} {'evals/it':>9s} {'iterations':>11s} {'memory MB':>10s}"]
     for name, row in result["rows"].items():
         lines.append(f"{name:10s} {row['ms']:13.1f} {row['evals']:9.2f} {row['iterations']:11d} "
@@ -153,11 +166,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iterations", type=int, default=20, help="timed L-BFGS/SSBFGS iterations")
     parser.add_argument("--lm-iterations", type=int, default=3, help="timed Levenberg-Marquardt iterations")
     parser.add_argument("--autograd-rows", type=int, default=64, help="Jacobian rows timed by autograd")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds (the table shows medians)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
 
 
 def run(args: argparse.Namespace) -> int:
-    for name in ("iterations", "lm_iterations", "autograd_rows", "threads", "fill"):
+    for name in ("iterations", "lm_iterations", "autograd_rows", "rounds", "threads", "fill"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
     if args.pretrain < 0:
@@ -166,6 +180,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"second-order optimizers, float64; {cpu_model()}, {args.threads} thread(s); torch {torch.__version__}")
     for name in args.problems:
         result = measure(name, pretrain=args.pretrain, fill=args.fill, iterations=args.iterations,
-                         lm_iterations=args.lm_iterations, autograd_rows=args.autograd_rows)
+                         lm_iterations=args.lm_iterations, autograd_rows=args.autograd_rows, rounds=args.rounds)
         print("\n" + format_result(result))
     return 0
