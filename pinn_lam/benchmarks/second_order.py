@@ -8,8 +8,9 @@ start where a second phase would. Each optimizer then starts from those paramete
 SSBFGS do an untimed chunk of ``--fill`` iterations (history, inverse Hessian) and a timed chunk of
 ``--iterations``; LM does ``--lm-iterations`` timed iterations (each a Jacobian, a Gram matrix,
 Cholesky factorisations and trial evaluations). Every time is the median over ``--rounds`` rounds.
-*Memory* is what the optimizer keeps or builds per iteration, counted from tensor sizes: L-BFGS's pairs (``history_size`` x 2 x n), SSBFGS's inverse
-Hessian (n x n), LM's Jacobian and Gram matrix (m x n + min(m, n)^2), all float64. The Jacobian
+*Memory* is what the optimizer keeps or builds per iteration, counted from tensor sizes: L-BFGS's
+pairs (``history_size`` x 2 x n), SSBFGS's inverse Hessian (n x n), LM's Jacobian and Gram matrix
+(m x n + min(m, n)^2), all float64. The Jacobian
 rows are timed both ways: ``torch.func`` (per-point ``jacrev`` under ``vmap``,
 :mod:`pinn_lam.training.jacobian`) for all m rows, and row-by-row autograd (batched
 vector-Jacobian products through the nested-autograd residual) for ``--autograd-rows`` rows,
