@@ -9,8 +9,8 @@ import math
 import pytest
 import torch
 
-from pinn_lam.optim.lm import (CONVERGED, NO_DECREASE, LevenbergMarquardt, autograd_jacobian, autograd_products,
-                               conjugate_gradient, damped_solver, update_damping)
+from pinn_lam.optim.least_squares import autograd_jacobian, autograd_products, conjugate_gradient, damped_solver
+from pinn_lam.optim.lm import CONVERGED, NO_DECREASE, LevenbergMarquardt, update_damping
 
 
 def linear_problem(m=20, n=5, seed=0):

@@ -63,12 +63,12 @@ def _closure_optimizer(name: str, model, loss, fill: int, iterations: int) -> di
 
     lbfgs.set_chunk(optimizer, fill)
     optimizer.step(closure)
-    before, evals = lbfgs.iterations_done(optimizer), optimizer.state[optimizer.param_groups[0]["params"][0]]["func_evals"]
+    state = optimizer.state[optimizer.param_groups[0]["params"][0]]
+    before, evals = lbfgs.iterations_done(optimizer), state["func_evals"]
     lbfgs.set_chunk(optimizer, iterations)
     start = time.perf_counter()
     optimizer.step(closure)
     elapsed = time.perf_counter() - start
-    state = optimizer.state[optimizer.param_groups[0]["params"][0]]
     done = max(lbfgs.iterations_done(optimizer) - before, 1)
     n = sum(p.numel() for p in model.parameters())
     memory = n * n * BYTES if name.startswith("ss") else 2 * lbfgs.DEFAULTS["history_size"] * n * BYTES
@@ -94,7 +94,7 @@ def _lm(model, loss, iterations: int) -> dict[str, float]:
 
 
 def _jacobian_times(loss, autograd_rows: int) -> dict[str, float]:
-    from pinn_lam.optim.lm import autograd_jacobian
+    from pinn_lam.optim.least_squares import autograd_jacobian
     from pinn_lam.training.jacobian import jacobian_matrix
     from pinn_lam.training.loss import PINNLoss
 

@@ -16,8 +16,8 @@ For a PINN, :math:`J^\top J` is the Gram matrix of the tangent vectors
 :math:`\partial R/\partial\theta_j`, and the Gauss–Newton step is Müller & Zeinhofer's energy
 natural gradient (ICML 2023) for the quadratic PINN energy; damping keeps it well posed.
 
-**Solving.** Dense (:func:`damped_solver`): the Gram matrix is formed once per iteration in
-float64 and each trial :math:`\lambda` is one Cholesky factorisation
+**Solving** (:mod:`pinn_lam.optim.least_squares`). Dense (:func:`damped_solver`): the Gram matrix
+is formed once per iteration in float64 and each trial :math:`\lambda` is one Cholesky factorisation
 (``torch.linalg.cholesky_ex``); with fewer residuals than parameters (:math:`m < n`) the same step
 comes from the :math:`m\times m` system, :math:`\delta = -J^\top (JJ^\top + \lambda I)^{-1} R`
 (push-through identity). Matrix-free (:func:`conjugate_gradient`): conjugate gradients on
@@ -62,26 +62,21 @@ References:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import Tensor
 
-__all__ = ["JacobianProducts", "LevenbergMarquardt", "autograd_jacobian", "autograd_products",
-           "conjugate_gradient", "damped_solver", "update_damping"]
+from pinn_lam.optim.least_squares import (JacobianProducts, autograd_jacobian, autograd_products,
+                                          conjugate_gradient, damped_solver)
+
+__all__ = ["LevenbergMarquardt", "gain_ratio", "update_damping"]
 
 #: initial damping relative to sigma when ``damping`` is not given (Madsen et al.'s tau)
 INITIAL_DAMPING = 1e-3
 CONVERGED = "converged (gradient below tolerance)"
 NO_DECREASE = "damping above its maximum: no decrease possible"
-
-
-class JacobianProducts(NamedTuple):
-    """The Jacobian as two linear maps: ``jvp(v)`` is :math:`Jv`, ``vjp(u)`` is :math:`J^\\top u`."""
-
-    jvp: Callable[[Tensor], Tensor]
-    vjp: Callable[[Tensor], Tensor]
 
 
 def update_damping(damping: float, nu: float, ratio: float, accepted: bool) -> tuple[float, float]:
@@ -100,97 +95,6 @@ def gain_ratio(actual: float, predicted: float) -> float:
     if not predicted > 0 or not math.isfinite(actual):
         return -math.inf
     return actual / predicted
-
-
-def damped_solver(jacobian: Tensor, residuals: Tensor) -> Callable[[float], Tensor | None]:
-    r"""``solve(lam)``: the step :math:`\delta` of :math:`(J^\top J + \lambda I)\delta = -J^\top R`
-    in float64 by Cholesky, or ``None`` where the matrix is not numerically positive definite.
-
-    The Gram matrix (:math:`J^\top J`, or :math:`JJ^\top` when :math:`m < n`) is formed once.
-    """
-    J, R = jacobian.double(), residuals.double().reshape(-1)
-    m, n = J.shape
-    dual = m < n
-    gram = J @ J.T if dual else J.T @ J
-    rhs = R if dual else J.T @ R
-
-    def solve(damping: float) -> Tensor | None:
-        matrix = gram.clone()
-        matrix.diagonal().add_(damping)
-        factor, info = torch.linalg.cholesky_ex(matrix)
-        if int(info) != 0:
-            return None
-        z = torch.cholesky_solve(rhs.unsqueeze(1), factor).squeeze(1)
-        return (J.T @ z).neg_() if dual else z.neg_()
-
-    return solve
-
-
-def conjugate_gradient(apply: Callable[[Tensor], Tensor], rhs: Tensor, tolerance: float,
-                       max_iter: int) -> Tensor:
-    r"""Conjugate gradients for :math:`Ax = b` with :math:`A` symmetric positive definite, given as
-    ``apply(v) = Av``; stops when :math:`\|b - Ax\| \le` ``tolerance`` :math:`\|b\|` or after ``max_iter``."""
-    x = torch.zeros_like(rhs)
-    r = rhs.clone()
-    p = r.clone()
-    rr = float(r.dot(r))
-    stop = tolerance ** 2 * rr
-    for _ in range(max_iter):
-        if rr <= stop or rr == 0.0:
-            break
-        q = apply(p)
-        curvature = float(p.dot(q))
-        if not curvature > 0:
-            break
-        alpha = rr / curvature
-        x.add_(p, alpha=alpha)
-        r.sub_(q, alpha=alpha)
-        rr_new = float(r.dot(r))
-        p.mul_(rr_new / rr).add_(r)
-        rr = rr_new
-    return x
-
-
-def _flat(tensors: Sequence[Tensor | None], like: Sequence[Tensor]) -> Tensor:
-    return torch.cat([(torch.zeros_like(p) if t is None else t).reshape(-1) for t, p in zip(tensors, like)])
-
-
-def autograd_jacobian(residuals: Tensor, params: Sequence[Tensor], chunk: int = 256) -> Tensor:
-    """The dense Jacobian ``(m, n)`` of ``residuals`` (with an autograd graph to ``params``) by
-    batched vector-Jacobian products, ``chunk`` rows at a time: one backward pass per chunk
-    over the whole graph, so for many residuals the cost grows as :math:`m` times a backward pass."""
-    m = residuals.numel()
-    flat = residuals.reshape(-1)
-    rows = []
-    for start in range(0, m, chunk):
-        size = min(chunk, m - start)
-        selectors = torch.zeros(size, m, dtype=flat.dtype, device=flat.device)
-        selectors[torch.arange(size), torch.arange(start, start + size)] = 1.0
-        grads = torch.autograd.grad(flat, params, selectors, retain_graph=True, allow_unused=True,
-                                    is_grads_batched=True)
-        rows.append(torch.cat([(torch.zeros(size, p.numel(), dtype=flat.dtype, device=flat.device) if g is None
-                                else g.reshape(size, -1)) for g, p in zip(grads, params)], dim=1))
-    return torch.cat(rows)
-
-
-def autograd_products(residuals: Tensor, params: Sequence[Tensor]) -> JacobianProducts:
-    r""":math:`Jv` and :math:`J^\top u` from the autograd graph of ``residuals``; :math:`Jv` by
-    differentiating :math:`J^\top w` (built once, with ``create_graph``) with respect to :math:`w`."""
-    flat = residuals.reshape(-1)
-    dummy = torch.zeros_like(flat, requires_grad=True)
-    transposed = _flat(torch.autograd.grad(flat, params, dummy, create_graph=True, allow_unused=True), params)
-
-    def vjp(u: Tensor) -> Tensor:
-        return _flat(torch.autograd.grad(flat, params, u.to(flat.dtype), retain_graph=True, allow_unused=True),
-                     params).detach()
-
-    def jvp(v: Tensor) -> Tensor:
-        if not transposed.requires_grad:
-            return torch.zeros_like(flat).detach()
-        (out,) = torch.autograd.grad(transposed, dummy, v.to(transposed.dtype), retain_graph=True, allow_unused=True)
-        return torch.zeros_like(flat).detach() if out is None else out.detach()
-
-    return JacobianProducts(jvp, vjp)
 
 
 class LevenbergMarquardt(torch.optim.Optimizer):
@@ -323,7 +227,8 @@ class LevenbergMarquardt(torch.optim.Optimizer):
                     predicted = -(2.0 * float(g.dot(step)) + float(jvp(step).square().sum()))
                 else:
                     step = solve(damping)
-                    predicted = -math.inf if step is None else -(2.0 * float(g.dot(step)) + float((J @ step).square().sum()))
+                    predicted = -math.inf if step is None else \
+                        -(2.0 * float(g.dot(step)) + float((J @ step).square().sum()))
                 trial_loss, trial = math.nan, None
                 if step is not None and predicted > 0:
                     self._add(step)
@@ -371,7 +276,8 @@ class LevenbergMarquardt(torch.optim.Optimizer):
             return autograd_products(residuals, self._params)
         return autograd_jacobian(residuals, self._params)
 
-    def _float64_products(self, products: JacobianProducts) -> tuple[Callable[[Tensor], Tensor], Callable[[Tensor], Tensor]]:
+    def _float64_products(self, products: JacobianProducts) -> tuple[Callable, Callable]:
+        """``(jvp, vjp)`` on float64 vectors, whatever the parameters' dtype."""
         dtype = self._params[0].dtype
         return (lambda v: products.jvp(v.to(dtype)).double().reshape(-1),
                 lambda u: products.vjp(u.to(dtype)).double().reshape(-1))
@@ -383,11 +289,6 @@ class LevenbergMarquardt(torch.optim.Optimizer):
             n = p.numel()
             p.add_(step[offset:offset + n].view_as(p).to(p.dtype))
             offset += n
-
-
-def make_lm(params: Iterable[Tensor], **options: Any) -> LevenbergMarquardt:
-    """A :class:`LevenbergMarquardt` (the registry's factory; ``max_iter`` is set per call)."""
-    return LevenbergMarquardt(params, **options)
 
 
 def iterations_done(optimizer: LevenbergMarquardt) -> int:

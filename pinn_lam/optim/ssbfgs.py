@@ -19,8 +19,9 @@ where :math:`\vartheta_k` is the Broyden parameter of the direct update (:math:`
   (Al-Baali 1998), which scales only when :math:`H` overestimates the curvature along :math:`s`.
 * ``"ssbroyden"``: :math:`\vartheta` and :math:`\tau` chosen per step within Al-Baali's
   self-scaling Broyden class (Al-Baali 1998; Al-Baali, Spedicato & Maggioni 2014) by the rule
-  Urbán, Stefanou & Pons (2025) use for PINNs (the method they call "SSBroyden2"): with :math:`\rho^- = \min(1, h(1 - \sqrt{a/(1+a)}))`,
-  :math:`\vartheta^- = (\rho^- - 1)/a`, :math:`\vartheta^+ = 1/\rho^-`,
+  Urbán, Stefanou & Pons (2025) use for PINNs (the method they call "SSBroyden2"): with
+  :math:`\rho^- = \min(1, h(1 - \sqrt{a/(1+a)}))`, :math:`\vartheta^- = (\rho^- - 1)/a`,
+  :math:`\vartheta^+ = 1/\rho^-`,
 
   .. math::
       \vartheta = \max\big(\vartheta^-, \min(\vartheta^+, (1 - b)/b)\big),\quad
@@ -42,9 +43,10 @@ passes over it (the products :math:`H[y, g]` and one rank-3 update).
 References:
     S. S. Oren, D. G. Luenberger, "Self-scaling variable metric (SSVM) algorithms", Management
     Science 20 (1974) 845-862. M. Al-Baali, "Numerical experience with a class of self-scaling
-    quasi-Newton algorithms", J. Optim. Theory Appl. 96 (1998) 533-553. M. Al-Baali, E. Spedicato, F. Maggioni, "Broyden's quasi-Newton methods for
-    a nonlinear system of equations and unconstrained optimization: a review and open problems",
-    Optim. Methods Softw. 29 (2014) 937-954. J. F. Urbán, P. Stefanou, J. A. Pons, "Unveiling the
+    quasi-Newton algorithms", J. Optim. Theory Appl. 96 (1998) 533-553. M. Al-Baali,
+    E. Spedicato, F. Maggioni, "Broyden's quasi-Newton methods for a nonlinear system of
+    equations and unconstrained optimization: a review and open problems", Optim. Methods Softw.
+    29 (2014) 937-954. J. F. Urbán, P. Stefanou, J. A. Pons, "Unveiling the
     optimization process of physics informed neural networks: how accurate and competitive can
     PINNs be?", J. Comput. Phys. 523 (2025) 113656.
 """

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 from torch.func import functional_call, grad, jacrev, jvp, vjp, vmap
 
-from pinn_lam.optim.lm import JacobianProducts
+from pinn_lam.optim.least_squares import JacobianProducts
 from pinn_lam.training.loss import PINNLoss
 
 PointFunction = Callable[[dict[str, Tensor], Tensor], Tensor]
