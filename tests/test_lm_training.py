@@ -10,7 +10,7 @@ import problems
 from pinn_lam.nn.mlp import MLP
 from pinn_lam.optim import registry
 from pinn_lam.optim.least_squares import autograd_jacobian
-from pinn_lam.optim.lm import CONVERGED
+from pinn_lam.optim.lm import CONVERGED, LevenbergMarquardt
 from pinn_lam.training.checkpoint import load_checkpoint
 from pinn_lam.training.jacobian import jacobian_matrix, jacobian_products
 from pinn_lam.training.loss import PINNLoss, loss_terms
@@ -58,6 +58,15 @@ def test_torch_func_jacobian_and_products_match_autograd(name, hard):
     u = torch.randn(J.shape[0], generator=generator, dtype=torch.float64)
     assert torch.allclose(products.jvp(v), J @ v, rtol=0, atol=1e-12 * float((J @ v).abs().max()))
     assert torch.allclose(products.vjp(u), J.T @ u, rtol=0, atol=1e-12 * float((J.T @ u).abs().max()))
+
+
+def test_fast_path_residuals_give_the_jacobian_row_by_row_and_refuse_double_backward_products():
+    loss = small_loss("heat", hard=True, fast=None)
+    assert loss.fast  # its backward is a hand-written kernel: no batched rows, no second derivative
+    J = autograd_jacobian(loss.residual_vector(), list(loss.model.parameters()), chunk=16)
+    assert torch.allclose(J, jacobian_matrix(loss), rtol=0, atol=1e-12 * float(J.abs().max()))
+    with pytest.raises(ValueError, match="Jv needs the residuals' backward pass to be differentiable"):
+        LevenbergMarquardt(loss.model.parameters(), matrix_free=True).step(loss.residual_vector)
 
 
 def test_lam_then_lm_beats_lam_alone_on_the_same_iteration_budget():

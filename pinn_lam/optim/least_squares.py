@@ -78,25 +78,35 @@ def _flat(tensors: Sequence[Tensor | None], like: Sequence[Tensor]) -> Tensor:
 
 def autograd_jacobian(residuals: Tensor, params: Sequence[Tensor], chunk: int = 256) -> Tensor:
     """The dense Jacobian ``(m, n)`` of ``residuals`` (with an autograd graph to ``params``) by
-    batched vector-Jacobian products, ``chunk`` rows at a time: one backward pass per chunk
-    over the whole graph, so for many residuals the cost grows as :math:`m` times a backward pass."""
+    vector-Jacobian products, batched ``chunk`` rows at a time (``is_grads_batched``), or one row
+    at a time where the graph's backward cannot be batched (custom kernels such as the derivative
+    fast path's): the cost grows as :math:`m` times a backward pass over the whole graph."""
     m = residuals.numel()
     flat = residuals.reshape(-1)
+
+    def rows_of(grads: Sequence[Tensor | None], size: int) -> Tensor:
+        return torch.cat([(torch.zeros(size, p.numel(), dtype=flat.dtype, device=flat.device) if g is None
+                           else g.reshape(size, -1)) for g, p in zip(grads, params)], dim=1)
+
     rows = []
     for start in range(0, m, chunk):
         size = min(chunk, m - start)
         selectors = torch.zeros(size, m, dtype=flat.dtype, device=flat.device)
         selectors[torch.arange(size), torch.arange(start, start + size)] = 1.0
-        grads = torch.autograd.grad(flat, params, selectors, retain_graph=True, allow_unused=True,
-                                    is_grads_batched=True)
-        rows.append(torch.cat([(torch.zeros(size, p.numel(), dtype=flat.dtype, device=flat.device) if g is None
-                                else g.reshape(size, -1)) for g, p in zip(grads, params)], dim=1))
+        try:
+            grads = torch.autograd.grad(flat, params, selectors, retain_graph=True, allow_unused=True,
+                                        is_grads_batched=True)
+            rows.append(rows_of(grads, size))
+        except RuntimeError:
+            rows.extend(rows_of(torch.autograd.grad(flat, params, selector, retain_graph=True, allow_unused=True), 1)
+                        for selector in selectors)
     return torch.cat(rows)
 
 
 def autograd_products(residuals: Tensor, params: Sequence[Tensor]) -> JacobianProducts:
     r""":math:`Jv` and :math:`J^\top u` from the autograd graph of ``residuals``; :math:`Jv` by
-    differentiating :math:`J^\top w` (built once, with ``create_graph``) with respect to :math:`w`."""
+    differentiating :math:`J^\top w` (built once, with ``create_graph``) with respect to :math:`w`,
+    which needs a differentiable backward pass (a one-line ``ValueError`` otherwise)."""
     flat = residuals.reshape(-1)
     dummy = torch.zeros_like(flat, requires_grad=True)
     transposed = _flat(torch.autograd.grad(flat, params, dummy, create_graph=True, allow_unused=True), params)
@@ -106,9 +116,23 @@ def autograd_products(residuals: Tensor, params: Sequence[Tensor]) -> JacobianPr
                      params).detach()
 
     def jvp(v: Tensor) -> Tensor:
-        if not transposed.requires_grad:
-            return torch.zeros_like(flat).detach()
         (out,) = torch.autograd.grad(transposed, dummy, v.to(transposed.dtype), retain_graph=True, allow_unused=True)
         return torch.zeros_like(flat).detach() if out is None else out.detach()
 
+    _check_adjoint(jvp, vjp, flat.numel(), transposed.numel(), flat)
     return JacobianProducts(jvp, vjp)
+
+
+def _check_adjoint(jvp: Callable[[Tensor], Tensor], vjp: Callable[[Tensor], Tensor], m: int, n: int,
+                   like: Tensor) -> None:
+    r"""Raise unless :math:`u^\top(Jv) = (J^\top u)^\top v` for one fixed pair of random vectors: a
+    backward pass that autograd cannot differentiate (a custom Function, such as the derivative fast
+    path's kernels) makes the double-backward :math:`Jv` silently wrong."""
+    generator = torch.Generator().manual_seed(0)
+    u = torch.randn(m, generator=generator, dtype=torch.float64).to(like)
+    v = torch.randn(n, generator=generator, dtype=torch.float64).to(like)
+    left, right = float(u.dot(jvp(v))), float(vjp(u).dot(v))
+    if abs(left - right) > 1e-6 * max(abs(left), abs(right), 1e-300):
+        raise ValueError("Jv needs the residuals' backward pass to be differentiable, and this one is not (a custom "
+                         "autograd Function such as the derivative fast path); pass a jacobian callable "
+                         "(pinn_lam.training.jacobian) or use the dense Jacobian")
