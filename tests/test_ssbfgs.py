@@ -127,10 +127,17 @@ def test_state_dict_round_trip_resumes_bit_for_bit():
 
 
 def test_lam_then_ssbroyden_trains_a_pinn_phase():
-    from tests.test_train import setup  # the trainer tests' tiny heat problem
-
+    from pinn_lam.nn.mlp import MLP
+    from pinn_lam.training.loss import PINNLoss
+    from pinn_lam.training.sampling import PointSampler
     from pinn_lam.training.trainer import Phase, Trainer
-    model, sampler, loss = setup()
+    from problems import Heat
+
+    problem = Heat(modes=((1, 1.0),))
+    model = MLP(2, width=12, depth=2, bounds=problem.bounds, output_transform=problem.output_transform(),
+                generator=torch.Generator().manual_seed(0)).double()
+    sampler = PointSampler(problem, ("pde",), n_collocation=128, n_boundary=8, seed=0)
+    loss = PINNLoss(problem, model, {k: torch.as_tensor(v) for k, v in sampler.sample().items()})
     trainer = Trainer(model, loss, [Phase("lam", 30, 1e-2), Phase("ssbroyden", 30)])
     trainer.run()
     lam_end = next(r["loss"] for r in trainer.history if r["iteration"] == 30)
