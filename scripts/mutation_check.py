@@ -120,6 +120,13 @@ MUTANTS = (
     Mutant("unknowns: not trained", "pinn_lam/training/setup.py",
            "nn.Parameter(torch.tensor(float(v)))", "nn.Parameter(torch.tensor(float(v)), requires_grad=False)",
            ("tests/pde/test_problem_interface.py",)),
+    # second-order optimizers
+    Mutant("lm: every step accepted whatever its gain", "pinn_lam/optim/lm.py",
+           'accepted = ratio > group["accept_ratio"] and math.isfinite(trial_loss)',
+           "accepted = math.isfinite(trial_loss)", ("tests/test_lm.py",)),
+    Mutant("lm: the residual vector unscaled by its weights", "pinn_lam/training/loss.py",
+           "parts.append(r * (self.weights[name] / max(r.numel(), 1)) ** 0.5)",
+           "parts.append(r / max(r.numel(), 1) ** 0.5)", ("tests/test_lm_training.py",)),
     # resume
     Mutant("resume: points_iteration not restored", "pinn_lam/training/trainer.py",
            '"phase_iteration", "points_iteration", "elapsed", "adaptations"):',

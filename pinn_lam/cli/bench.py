@@ -4,16 +4,17 @@ from __future__ import annotations
 import argparse
 import importlib
 
-HELP = "benchmarks: 'optimizer' (LAM step time), 'train' (PINN step time, time to accuracy), 'accuracy' (solve defaults vs targets)"
+HELP = ("benchmarks: 'optimizer' (LAM step time), 'train' (PINN step time, time to accuracy), 'accuracy' (solve "
+        "defaults vs targets), 'second-order' (LM, SSBFGS, L-BFGS time and memory)")
 
-#: benchmark name -> module in pinn_lam.benchmarks defining HELP, add_arguments(parser), run(args)
-BENCHMARKS = ("optimizer", "train", "accuracy", "lbfgs")
+#: benchmark names; each is a module in pinn_lam.benchmarks ('-' spelt '_') defining HELP, add_arguments(parser), run(args)
+BENCHMARKS = ("optimizer", "train", "accuracy", "lbfgs", "second-order")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
     for name in BENCHMARKS:
-        module = importlib.import_module(f"pinn_lam.benchmarks.{name}")
+        module = importlib.import_module(f"pinn_lam.benchmarks.{name.replace('-', '_')}")
         bench = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP),
                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         module.add_arguments(bench)

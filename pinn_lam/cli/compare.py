@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite", help="run every case of a suite instead (available: stiff)")
     parser.add_argument("--optimizers", default="lam,adam,rmsprop,lbfgs",
                         help="comma-separated optimizers or variants (lam, lam-bc, lam-layerwise, adam, rmsprop, "
-                             "sgd, lbfgs, or phases like lam+lbfgs)")
+                             "sgd, lbfgs, ssbfgs, ssbroyden, lm, or phases like lam+lbfgs, lam+lm)")
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds per optimizer (0, 1, ...)")
     parser.add_argument("--iterations", type=int, help="iteration budget of every run (unset: the problem's default budget)")
     parser.add_argument("--time-limit", type=float, metavar="SECONDS",

@@ -1,7 +1,8 @@
 """One table of every optimizer a run can use: adding an optimizer is one :data:`REGISTRY` entry.
 
 Each :class:`OptimizerInfo` says how to build the optimizer, whether it steps with a closure in
-chunks of iterations (the quasi-Newton kind, driven by :mod:`pinn_lam.optim.lbfgs`'s helpers) or
+chunks of iterations (the quasi-Newton kind, driven by :mod:`pinn_lam.optim.lbfgs`'s helpers), with
+a closure returning the residual vector (the least-squares kind, :mod:`pinn_lam.optim.lm`) or
 once per iteration with a learning rate (the first-order kind), which options its constructor
 accepts, and how figures show it. Variants (:data:`VARIANTS`) are an optimizer with preset
 options, such as LAM with bias correction; phases join names with ``+`` (``"lam+lbfgs"``).
@@ -19,6 +20,8 @@ from torch import Tensor
 from pinn_lam.optim import lbfgs
 from pinn_lam.optim.lam import LAM
 from pinn_lam.optim.lam_fast import _FUSED_DEVICES, _FUSED_DTYPES
+from pinn_lam.optim.lm import LevenbergMarquardt
+from pinn_lam.optim.ssbfgs import SelfScaledQuasiNewton, make_ssbfgs, make_ssbroyden
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,9 @@ class OptimizerInfo:
     color: str
     linestyle: str = "-"
     closure: bool = False
+    #: the closure returns the residual vector of a least-squares loss, not the loss
+    #: (:mod:`pinn_lam.optim.lm`); the trainer passes the residuals' Jacobian with it
+    residuals: bool = False
     #: constructor options a run may pass besides ``params`` and ``lr``
     extra_options: frozenset[str] = field(default_factory=frozenset)
 
@@ -69,6 +75,15 @@ REGISTRY: dict[str, OptimizerInfo] = {info.name: info for info in (
     OptimizerInfo("lbfgs", "L-BFGS with strong-Wolfe line search (pinn_lam.optim.lbfgs), reports why it stops",
                   lbfgs.make_lbfgs, "L-BFGS", "#9467bd", closure=True,
                   extra_options=_signature_of(torch.optim.LBFGS) | frozenset(lbfgs.DEFAULTS)),
+    OptimizerInfo("ssbfgs", "self-scaled BFGS, dense inverse Hessian, strong-Wolfe line search (pinn_lam.optim.ssbfgs)",
+                  make_ssbfgs, "SSBFGS", "#637939", closure=True,
+                  extra_options=_signature_of(SelfScaledQuasiNewton) - {"method"}),
+    OptimizerInfo("ssbroyden", "self-scaled Broyden, dense inverse Hessian, strong-Wolfe line search "
+                  "(pinn_lam.optim.ssbfgs)", make_ssbroyden, "SSBroyden", "#8c6d31", closure=True,
+                  extra_options=_signature_of(SelfScaledQuasiNewton) - {"method"}),
+    OptimizerInfo("lm", "Levenberg-Marquardt (damped Gauss-Newton) on the residual vector (pinn_lam.optim.lm), "
+                  "reports why it stops", LevenbergMarquardt, "Levenberg-Marquardt", "#393b79", closure=True,
+                  residuals=True),
 )}
 
 #: figure label -> (optimizer name, preset options, legend name, colour, line style)
@@ -80,6 +95,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], str, str, str]] = {
 PHASE_STYLES: dict[str, tuple[str, str, str]] = {
     "lam+lbfgs": ("LAM then L-BFGS", "#e377c2", "-"),
     "adam+lbfgs": ("Adam then L-BFGS", "#17becf", "-"),
+    "lam+lm": ("LAM then Levenberg-Marquardt", "#843c39", "-"),
 }
 
 

@@ -266,6 +266,19 @@ class PINNLoss:
         return weighted_mean_squares([residuals[name] for name in self._terms],
                                      [self.weights[name] for name in self._terms], self._terms)
 
+    def residual_vector(self) -> Tensor:
+        r"""Every term's residuals as one vector :math:`R`, the terms in :meth:`terms` order (each
+        term's points in order, a point's columns together), each scaled by :math:`\sqrt{w_k/N_k}`
+        with :math:`N_k` its number of entries, so that :math:`\|R\|^2` is the total of
+        :meth:`loss` (for least-squares optimizers, :mod:`pinn_lam.optim.lm`)."""
+        residuals = self.residuals()
+        parts = []
+        for name in self._terms:
+            value, target = residuals[name]
+            r = (value if target is None else value - target).reshape(-1)
+            parts.append(r * (self.weights[name] / max(r.numel(), 1)) ** 0.5)
+        return torch.cat(parts)
+
 
 def _split(fields: Fields, n: int) -> tuple[Fields, Fields]:
     """Fields of the first ``n`` points and of the rest, from fields of both stacked."""

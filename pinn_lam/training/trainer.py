@@ -4,7 +4,10 @@ A run is a sequence of *phases*, each an optimizer by name and a number of itera
 LAM for 3000 iterations then L-BFGS for 2000 (``"lam+lbfgs"``). Within a first-order phase of
 :math:`T` iterations the learning rate decays exponentially from :math:`\eta` to
 :math:`\eta\,\gamma`: :math:`\eta_t = \eta\,\gamma^{t/T}` (``lr_decay`` :math:`=\gamma`;
-1 keeps it constant). L-BFGS runs in chunks (:mod:`pinn_lam.optim.lbfgs`).
+1 keeps it constant). L-BFGS runs in chunks (:mod:`pinn_lam.optim.lbfgs`). A least-squares phase
+(Levenberg–Marquardt, :mod:`pinn_lam.optim.lm`) does one iteration per step on the loss's residual
+vector with its ``torch.func`` Jacobian (:mod:`pinn_lam.training.jacobian`), in float64 (a float32
+run continues in float64 from such a phase on), and ends early with the optimizer's stop reason.
 
 Iteration :math:`i` of the loop, with :math:`i` optimizer steps done so far:
 
@@ -39,11 +42,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from pinn_lam.optim import lbfgs, registry
+from pinn_lam.optim import lbfgs, lm, registry
 from pinn_lam.optim.registry import make_optimizer, parse_phases  # noqa: F401 (re-exported)
 from pinn_lam.training.checkpoint import save_checkpoint
 from pinn_lam.errors import DivergenceError, NonFiniteLossError, TrainingInterrupted
 from pinn_lam.training.guards import DivergenceGuard, signal_name
+from pinn_lam.training.jacobian import pinn_jacobian
 from pinn_lam.training.loss import PINNLoss
 from pinn_lam.training.sampling import PointSampler
 
@@ -159,6 +163,9 @@ class Trainer:
     # -- optimizer -------------------------------------------------------------------------
     def _new_optimizer(self) -> None:
         phase = self.phases[self.phase_index]
+        if registry.get(phase.optimizer).residuals and self.dtype != torch.float64:
+            self.events.append(f"{phase.optimizer} at iteration {self.iteration}: continuing in float64")
+            self._to_dtype(torch.float64)
         self.optimizer = make_optimizer(phase.optimizer, list(self.model.parameters()), phase.lr, phase.options)
         self.lbfgs.update(previous=None, pending=None, scale=None)
 
@@ -311,7 +318,8 @@ class Trainer:
                 new = self.sampler.sample()
                 self.loss.set_points({k: torch.as_tensor(new[k], device=device, dtype=dtype) for k in self.loss.point_sets()})
                 self.points_iteration = self.iteration
-            _, values = self._loss_and_grad(self.lbfgs["scale"] if is_lbfgs else 1.0)
+            _, values = self._loss_and_grad(self.lbfgs["scale"] if is_lbfgs else 1.0,
+                                            backward=not registry.get(phase.optimizer).residuals)
             scale = self.lbfgs["scale"] if is_lbfgs else 1.0
             if is_lbfgs and self.lbfgs["previous"] is not None and values["loss"] >= self.lbfgs["previous"]:
                 self.lbfgs["pending"] = "line search failed (no decrease over a chunk)"
@@ -379,6 +387,8 @@ class Trainer:
         self.adaptations += 1
 
     def _step(self, phase: Phase, scale: float, values: dict[str, float]) -> int:
+        if registry.get(phase.optimizer).residuals:
+            return self._residual_step()
         if not registry.get(phase.optimizer).closure:
             self._set_lr()
             self.optimizer.step()
@@ -408,13 +418,26 @@ class Trainer:
             self.lbfgs["failures"] = 0
         return done
 
+    def _residual_step(self) -> int:
+        """One Levenberg–Marquardt iteration; its stop reason ends the phase (:meth:`_handle_lbfgs_failure`)."""
+        before = lm.iterations_done(self.optimizer)
+        self.optimizer.step(lambda: self.loss.residual_vector().detach(), jacobian=pinn_jacobian(self.loss))
+        reason = lm.stop_reason(self.optimizer)
+        if reason is not None:
+            self.lbfgs["pending"] = reason
+        return lm.iterations_done(self.optimizer) - before
+
     def _handle_lbfgs_failure(self) -> bool:
         """React to how the last L-BFGS chunk ended; return True if the phase is over."""
         reason = self.lbfgs.get("pending")
         if reason is None:
             return False
         self.lbfgs["pending"] = None
-        where = f"lbfgs at iteration {self.iteration}"
+        name = self.phases[self.phase_index].optimizer
+        if registry.get(name).residuals:  # its own damping already did what a restart would
+            self.events.append(f"{name} at iteration {self.iteration}: {reason}")
+            return True
+        where = f"{name} at iteration {self.iteration}"
         if reason == "converged":
             _, values = self._loss_and_grad(1.0, backward=False)
             start = self.lbfgs.get("start")
@@ -430,9 +453,9 @@ class Trainer:
             self._to_dtype(torch.float64)
             self.lbfgs["failures"] = 0  # float64 gets its own restarts
         elif self.lbfgs["failures"] <= 2:
-            self.events.append(f"{where}: {reason}; restarting L-BFGS without its history")
+            self.events.append(f"{where}: {reason}; restarting {registry.get(name).label} without its history")
         else:
-            self.events.append(f"{where}: {reason} again after restarts; stopping L-BFGS")
+            self.events.append(f"{where}: {reason} again after restarts; stopping {registry.get(name).label}")
             return True
         failures = self.lbfgs["failures"]
         self._new_optimizer()
