@@ -77,7 +77,9 @@ MUTANTS = (
            "fd.laplacian_2d(nx - 1, ny - 1, 1.0 / nx, 1.0 / ny)", "fd.laplacian_2d(nx - 1, ny - 1, 1.0 / nx, 1.0 / nx)",
            ("tests/problems/test_poisson.py",)),
     Mutant("reference cache: key ignores the resolution", "pinn_lam/pde/cache.py",
-           '"resolution": resolution,', '"resolution": None,', ("tests/test_cache.py",)),
+           'payload = json.dumps({"name": name, "parameters": parameters, "resolution": resolution,',
+           'payload = json.dumps({"name": name, "parameters": parameters, "resolution": None,',
+           ("tests/test_cache.py",)),
     # the fast path
     Mutant("fast path: sigmoid's second derivative", "pinn_lam/nn/taylor.py",
            "return s, d1, d1 * (1 - 2 * s)", "return s, d1, d1 * (1 - s)", ("tests/test_fastpath.py",)),
@@ -156,7 +158,7 @@ MUTANTS = (
     # L-BFGS diagnosis and recovery
     Mutant("lbfgs: a failed line search diagnosed as convergence", "pinn_lam/optim/lbfgs.py",
            '    return "line search failed"', '    return "converged"', ("tests/test_train.py", "tests/test_lbfgs.py")),
-    Mutant("lbfgs: float32 never switches to float64", "pinn_lam/training/trainer.py",
+    Mutant("lbfgs: float32 never switches to float64", "pinn_lam/training/closure_phases.py",
            "if self.dtype == torch.float32:", "if self.dtype == torch.float16:", ("tests/test_train.py",)),
 )
 

@@ -35,64 +35,24 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from pinn_lam.optim import lbfgs, lm, registry
+from pinn_lam.optim import registry
 from pinn_lam.optim.registry import make_optimizer, parse_phases  # noqa: F401 (re-exported)
 from pinn_lam.training.checkpoint import save_checkpoint
 from pinn_lam.errors import DivergenceError, NonFiniteLossError, TrainingInterrupted
 from pinn_lam.training.guards import DivergenceGuard, signal_name
-from pinn_lam.training.jacobian import pinn_jacobian
+from pinn_lam.training.closure_phases import ClosurePhases
 from pinn_lam.training.loss import PINNLoss
+from pinn_lam.training.phases import Phase, TrainState, split_iterations  # noqa: F401 (re-exported)
 from pinn_lam.training.sampling import PointSampler
 
-def split_iterations(iterations: int | Sequence[int], phases: Sequence[str]) -> list[int]:
-    """Iterations per phase: a list is taken as is; an int is split evenly, remainder to the first."""
-    if isinstance(iterations, (int, np.integer)) and not isinstance(iterations, bool):
-        per, extra = divmod(int(iterations), len(phases))
-        counts = [per + (extra if k == 0 else 0) for k in range(len(phases))]
-    else:
-        counts = [int(n) for n in iterations]
-        if len(counts) != len(phases):
-            raise ValueError(f"got {len(counts)} iteration counts for {len(phases)} phases ({'+'.join(phases)})")
-    if any(n < 1 for n in counts):
-        raise ValueError(f"iterations must be positive for every phase, got {counts} for {'+'.join(phases)}")
-    return counts
 
-
-@dataclass
-class Phase:
-    """One optimizer phase: its name, iterations, learning rate and extra optimizer options."""
-
-    optimizer: str
-    iterations: int
-    lr: float | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class TrainState:
-    """What ``callback(state)`` sees after every step (after every chunk for L-BFGS)."""
-
-    iteration: int
-    phase: str
-    phase_index: int
-    model: nn.Module
-    loss: PINNLoss
-    optimizer: Any
-    elapsed: float
-    total: int
-    values: dict[str, float]
-    rel_l2: float | None
-    time_limit: float | None = None
-
-
-class Trainer:
+class Trainer(ClosurePhases):
     """Runs ``phases`` on ``loss`` (see the module docstring for the loop).
 
     Args:
@@ -387,77 +347,11 @@ class Trainer:
         self.adaptations += 1
 
     def _step(self, phase: Phase, scale: float, values: dict[str, float]) -> int:
-        if registry.get(phase.optimizer).residuals:
+        info = registry.get(phase.optimizer)
+        if info.residuals:
             return self._residual_step()
-        if not registry.get(phase.optimizer).closure:
-            self._set_lr()
-            self.optimizer.step()
-            return 1
-        first = [True]
-
-        def closure() -> Tensor:
-            if first[0]:  # gradients at the current point were computed by the loop already
-                first[0] = False
-                return torch.tensor(values["loss"] * scale)
-            self.optimizer.zero_grad(set_to_none=True)
-            total, _ = self.loss()
-            scaled = total * scale
-            scaled.backward()
-            return scaled.detach()
-
-        requested = min(lbfgs.CHUNK, phase.iterations - self.phase_iteration)
-        lbfgs.set_chunk(self.optimizer, requested)
-        before = lbfgs.iterations_done(self.optimizer)
-        self.optimizer.step(closure)
-        done = lbfgs.iterations_done(self.optimizer) - before
-        self.lbfgs["previous"] = values["loss"]
-        reason = lbfgs.diagnose(self.optimizer, requested, done)
-        if reason is not None:
-            self.lbfgs["pending"] = reason
-        elif done:
-            self.lbfgs["failures"] = 0
-        return done
-
-    def _residual_step(self) -> int:
-        """One Levenberg–Marquardt iteration; its stop reason ends the phase (:meth:`_handle_lbfgs_failure`)."""
-        before = lm.iterations_done(self.optimizer)
-        self.optimizer.step(lambda: self.loss.residual_vector().detach(), jacobian=pinn_jacobian(self.loss))
-        reason = lm.stop_reason(self.optimizer)
-        if reason is not None:
-            self.lbfgs["pending"] = reason
-        return lm.iterations_done(self.optimizer) - before
-
-    def _handle_lbfgs_failure(self) -> bool:
-        """React to how the last L-BFGS chunk ended; return True if the phase is over."""
-        reason = self.lbfgs.get("pending")
-        if reason is None:
-            return False
-        self.lbfgs["pending"] = None
-        name = self.phases[self.phase_index].optimizer
-        if registry.get(name).residuals:  # its own damping already did what a restart would
-            self.events.append(f"{name} at iteration {self.iteration}: {reason}")
-            return True
-        where = f"{name} at iteration {self.iteration}"
-        if reason == "converged":
-            _, values = self._loss_and_grad(1.0, backward=False)
-            start = self.lbfgs.get("start")
-            if start is not None and not values["loss"] < start:
-                self.events.append(f"{where}: gradient below tolerance at loss {values['loss']:.3e}, not below "
-                                   f"the phase's first loss {start:.3e} (a flat region, not a minimum); stopping L-BFGS")
-            else:
-                self.events.append(f"{where}: converged (gradient below tolerance)")
-            return True
-        self.lbfgs["failures"] += 1
-        if self.dtype == torch.float32:
-            self.events.append(f"{where}: {reason} in float32; continuing in float64")
-            self._to_dtype(torch.float64)
-            self.lbfgs["failures"] = 0  # float64 gets its own restarts
-        elif self.lbfgs["failures"] <= 2:
-            self.events.append(f"{where}: {reason}; restarting {registry.get(name).label} without its history")
-        else:
-            self.events.append(f"{where}: {reason} again after restarts; stopping {registry.get(name).label}")
-            return True
-        failures = self.lbfgs["failures"]
-        self._new_optimizer()
-        self.lbfgs["failures"] = failures
-        return False
+        if info.closure:
+            return self._closure_step(phase, scale, values)
+        self._set_lr()
+        self.optimizer.step()
+        return 1
