@@ -62,7 +62,7 @@ class Helmholtz(Problem):
     domain = Box(x=(-1.0, 1.0), y=(-1.0, 1.0))
     # the boundary condition is exact (hard constraint), so only the residual is trained
     defaults = {"iterations": [1000, 4000], "width": 32, "depth": 4, "n_collocation": 4096}
-    presets = {"quick": {"iterations": [300, 700], "n_collocation": 2048, "width": 24, "depth": 3}}
+    presets = {"quick": {"iterations": [300, 500], "n_collocation": 2048, "width": 24, "depth": 3}}
     table_parameters = ({}, {"a1": 2, "a2": 6, "k": 3.0})
     #: relative L2 error the automatic resolution aims at (below the 1e-5 every reference promises)
     target_error = 3e-6
