@@ -60,7 +60,7 @@ class Schrodinger(Problem):
     """:math:`i h_t + h_{xx}/2 + |h|^2 h = 0` on :math:`[-5,5]\\times[0,\\pi/2]` for :math:`h = u + iv`."""
 
     name = "schrodinger"
-    equation = "i h_t + 0.5 h_xx + |h|^2 h = 0, h = u + i v, x in [-5,5], t in [0,pi/2], h(x,0) = 2 sech x, periodic"
+    equation = "i h_t + 0.5 h_xx + abs(h)^2 h = 0, h = u + i v, x in [-5,5], t in [0,pi/2], h(x,0) = 2 sech x, periodic"
     domain = Box(x=(-5.0, 5.0), t=(0.0, DURATION))
     outputs = ("u", "v")
     complex_outputs = ("u", "v")

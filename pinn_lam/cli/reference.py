@@ -165,7 +165,7 @@ def _machine() -> str:
 def _short(value: Any) -> str:
     if isinstance(value, float):
         over_pi = value * math.pi
-        if abs(over_pi - round(over_pi, 4)) < 1e-12:
+        if value != 0 and abs(over_pi - round(over_pi, 4)) < 1e-12:
             return f"{round(over_pi, 4):g}/pi"
         return f"{value:g}"
     return str(value).replace(" ", "")
