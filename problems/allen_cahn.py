@@ -38,7 +38,7 @@ from pinn_lam.pde.fields import Fields
 from pinn_lam.pde.problem import HardConstraint, Problem, Reference
 from pinn_lam.pde.spectral import etdrk4, wavenumbers
 
-from problems._validate import check_positive, check_resolution
+from problems._validate import check_positive, check_resolution, observed_order
 
 #: bump when the reference solver changes, so old cache entries are not reused
 VERSION = "etdrk4-1"
@@ -46,13 +46,6 @@ VERSION = "etdrk4-1"
 SNAPSHOTS = 200
 #: x-points of the evaluation grid on [-1, 1) (those of the published data set) and of the spline
 STANDARD_POINTS, SPLINE_POINTS = 512, 2048
-
-
-def observed_order(coarse_change: float, fine_change: float, cap: float) -> float:
-    """The convergence order seen in two successive refinement changes, clipped to ``[0.5, cap]``."""
-    if fine_change <= 0 or coarse_change <= 0:
-        return cap
-    return float(min(cap, max(0.5, math.log2(coarse_change / fine_change))))
 
 
 class AllenCahn(Problem):

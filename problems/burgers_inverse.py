@@ -33,14 +33,8 @@ from pinn_lam.pde.domains import Box
 from pinn_lam.pde.fields import Fields
 from pinn_lam.pde.problem import Problem, Reference
 
-from problems._validate import check_positive
+from problems._validate import check_count, check_positive
 from problems.burgers import Burgers, cole_hopf_torch
-
-
-def _check_count(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 class BurgersInverse(Problem):
@@ -58,8 +52,8 @@ class BurgersInverse(Problem):
         if isinstance(noise, bool) or not isinstance(noise, numbers.Real) or not 0 <= noise < 1:
             raise ValueError(f"noise must be a number >= 0 and < 1 (a relative level), got {noise!r}")
         self.noise = float(noise)
-        self.observations = _check_count("observations", observations, 10)
-        self.seed = _check_count("seed", seed, 0)
+        self.observations = check_count("observations", observations, 10)
+        self.seed = check_count("seed", seed, 0)
         self.nu = check_positive("nu", nu)
         self.forward = Burgers(nu=self.nu)
         self._data: Data | None = None

@@ -67,7 +67,6 @@ class Convection(Problem):
     equation = "u_t + beta u_x = 0, x in [0,2pi], t in [0,1], u(x,0) = sin x, periodic in x"
     domain = Box(x=(0.0, 2 * math.pi), t=(0.0, 1.0))
     defaults = {"iterations": [1000, 3000], "width": 32, "depth": 4, "n_collocation": 4096}
-    presets = {"quick": {"iterations": [300, 500], "n_collocation": 2048}}
     table_parameters = ({"beta": 10.0}, {}, {"beta": 50.0})
 
     def __init__(self, beta: float = 30.0) -> None:

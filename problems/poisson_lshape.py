@@ -32,8 +32,7 @@ from pinn_lam.pde.domains import Box
 from pinn_lam.pde.fields import Fields
 from pinn_lam.pde.problem import PointReference, Problem
 
-from problems._validate import check_resolution
-from problems.allen_cahn import observed_order
+from problems._validate import check_resolution, observed_order
 
 #: bump when the reference solver changes, so old cache entries are not reused
 VERSION = "5pt-masked-1"

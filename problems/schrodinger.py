@@ -46,8 +46,7 @@ from pinn_lam.pde.fields import Fields
 from pinn_lam.pde.problem import Problem, Reference
 from pinn_lam.pde.spectral import split_step, wavenumbers
 
-from problems._validate import check_positive, check_resolution
-from problems.allen_cahn import observed_order
+from problems._validate import check_positive, check_resolution, observed_order
 
 #: bump when the reference solver changes, so old cache entries are not reused
 VERSION = "split-step4-1"

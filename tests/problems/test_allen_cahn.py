@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from problems import AllenCahn
-from problems.allen_cahn import observed_order
+from problems._validate import observed_order
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "AC.mat"
 
