@@ -69,3 +69,14 @@ def observed_order(coarse_change: float, fine_change: float, cap: float) -> floa
     if fine_change <= 0 or coarse_change <= 0:
         return cap
     return float(min(cap, max(0.5, math.log2(coarse_change / fine_change))))
+
+
+def warn_if_above(reference, target: float, advice: str):
+    """``reference``, after a ``UserWarning`` when its error estimate exceeds ``target`` (a
+    resolution too coarse for the parameters, or capped by the time the solver may take)."""
+    if reference.error_estimate is not None and reference.error_estimate > target:
+        import warnings
+
+        warnings.warn(f"the reference's estimated error {reference.error_estimate:.1e} is above {target:.0e} "
+                      f"({reference.method}); {advice}", stacklevel=3)
+    return reference

@@ -38,7 +38,7 @@ from pinn_lam.pde.fields import Fields
 from pinn_lam.pde.problem import HardConstraint, Problem, Reference
 from pinn_lam.pde.spectral import etdrk4, wavenumbers
 
-from problems._validate import check_positive, check_resolution, observed_order
+from problems._validate import check_positive, check_resolution, observed_order, warn_if_above
 
 #: bump when the reference solver changes, so old cache entries are not reused
 VERSION = "etdrk4-1"
@@ -90,8 +90,10 @@ class AllenCahn(Problem):
         if modes & (modes - 1) or steps % (2 * SNAPSHOTS):
             raise ValueError(f"resolution (modes, steps) needs modes a power of two and steps a multiple of "
                              f"{2 * SNAPSHOTS}, got {(modes, steps)}")
-        return cached_reference(self, [modes, steps], VERSION, lambda: self._solve(modes, steps), cache_dir,
-                                interpolator=_interpolator)
+        reference = cached_reference(self, [modes, steps], VERSION, lambda: self._solve(modes, steps), cache_dir,
+                                     interpolator=_interpolator)
+        return warn_if_above(reference, 1e-5, "thinner interfaces (smaller epsilon / gamma) need more modes: "
+                             "pass resolution=(modes, steps)")
 
     def spectral_solution(self, modes: int, steps: int) -> np.ndarray:
         """The ETDRK4 solution at the 201 stored times on the nodes :math:`x_j = -1 + 2j/\\mathrm{modes}`:

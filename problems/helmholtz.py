@@ -34,7 +34,7 @@ from pinn_lam.pde.domains import Box
 from pinn_lam.pde.fields import Fields
 from pinn_lam.pde.problem import HardConstraint, Problem, Reference
 
-from problems._validate import check_mode_number, check_resolution, refined_intervals
+from problems._validate import check_mode_number, check_resolution, refined_intervals, warn_if_above
 
 #: bump when the reference solver changes, so old cache entries are not reused
 VERSION = "5pt-richardson-1"
@@ -101,8 +101,11 @@ class Helmholtz(Problem):
         """The extrapolated 5-point solution on ``resolution`` intervals per side (an even int
         >= 8; default ``None``: :meth:`auto_resolution`), cached on disk."""
         if resolution is None:
-            return cached_reference(self, ["auto", self.target_error], VERSION,
-                                    lambda: self._solve(self.auto_resolution()), cache_dir, interpolator=_interpolator)
+            reference = cached_reference(self, ["auto", self.target_error], VERSION,
+                                         lambda: self._solve(self.auto_resolution()), cache_dir,
+                                         interpolator=_interpolator)
+            return warn_if_above(reference, 1e-5, "the automatic resolution stops at 512 intervals; "
+                                 "pass a finer resolution= for such high modes")
         (n,) = check_resolution(resolution, minimum=(8,), from_int=lambda n: (n,))
         return cached_reference(self, [n], VERSION, lambda: self._solve(n), cache_dir, interpolator=_interpolator)
 

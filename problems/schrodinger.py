@@ -46,7 +46,7 @@ from pinn_lam.pde.fields import Fields
 from pinn_lam.pde.problem import Problem, Reference
 from pinn_lam.pde.spectral import split_step, wavenumbers
 
-from problems._validate import check_positive, check_resolution, observed_order
+from problems._validate import check_positive, check_resolution, observed_order, warn_if_above
 
 #: bump when the reference solver changes, so old cache entries are not reused
 VERSION = "split-step4-1"
@@ -91,8 +91,9 @@ class Schrodinger(Problem):
         if modes & (modes - 1) or steps % (2 * SNAPSHOTS):
             raise ValueError(f"resolution (modes, steps) needs modes a power of two and steps a multiple of "
                              f"{2 * SNAPSHOTS}, got {(modes, steps)}")
-        return cached_reference(self, [modes, steps], VERSION, lambda: self._solve(modes, steps), cache_dir,
-                                interpolator=_interpolator)
+        reference = cached_reference(self, [modes, steps], VERSION, lambda: self._solve(modes, steps), cache_dir,
+                                     interpolator=_interpolator)
+        return warn_if_above(reference, 2e-5, "a larger amplitude needs more steps: pass resolution=(modes, steps)")
 
     def spectral_solution(self, modes: int, steps: int) -> np.ndarray:
         """The complex split-step solution at the 201 stored times on the nodes

@@ -75,3 +75,12 @@ def test_bad_parameters_raise_value_error(kwargs, message):
 def test_bad_resolution_raises_value_error(resolution, tmp_path):
     with pytest.raises(ValueError, match="resolution"):
         Helmholtz().reference(resolution, cache_dir=tmp_path)
+
+
+def test_a_reference_that_misses_its_target_says_so(tmp_path):
+    """Modes too high for the automatic resolution's cap of 512 intervals: a warning, not silence."""
+    helmholtz = Helmholtz(a1=1, a2=40)
+    helmholtz.auto_resolution = lambda: 64  # the cap, scaled down so that the test stays fast
+    with pytest.warns(UserWarning, match="above 1e-05"):
+        ref = helmholtz.reference(cache_dir=tmp_path)
+    assert ref.error_estimate > 1e-5
