@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from pinn_lam import PDE, Box, Data, InitialValue, Periodic, solve
+from pinn_lam.cli.solve import summary
 
 TINY = dict(optimizer="lam+lbfgs", iterations=[3, 2], width=8, depth=2, n_collocation=64, n_boundary=16,
             eval_every=100, seed=0)
@@ -20,9 +21,11 @@ def test_true_unknowns_give_the_relative_errors_of_the_identified_values():
                   unknowns={"a": 1.0}, exact=lambda d: torch.exp(-0.2 * math.pi ** 2 * d["t"]) * torch.sin(
                       math.pi * d["x"]))
     problem.true_unknowns = {"a": 0.2}
-    metrics = solve(problem, **TINY).metrics
+    result = solve(problem, **TINY)
+    metrics = result.metrics
     a = metrics["unknowns"]["a"]
     assert metrics["unknown_errors"] == {"a": pytest.approx(abs(a / 0.2 - 1))}
+    assert f"unknown a = {a:.6g} (relative error {abs(a / 0.2 - 1):.2e})" in summary(result)
 
 
 def test_complex_outputs_add_the_error_of_the_modulus():
@@ -40,5 +43,6 @@ def test_complex_outputs_add_the_error_of_the_modulus():
     assert result.metrics["rel_l2_abs"] == pytest.approx(np.linalg.norm(modulus - 1) / math.sqrt(len(modulus)),
                                                          rel=1e-8)
     assert result.metrics["max_abs_abs"] == pytest.approx(np.abs(modulus - 1).max(), rel=1e-8)
+    assert f"|u+iv|: relative L2 error {result.metrics['rel_l2_abs']:.3e}" in summary(result)
     plain = PDE(problem.domain, problem.pde, problem.conditions(), outputs=("u", "v"), exact=problem.exact)
     assert "rel_l2_abs" not in solve(plain, **TINY).metrics
