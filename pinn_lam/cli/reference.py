@@ -80,9 +80,14 @@ def draw(problem, ref, stem: Path) -> list[Path]:
         # the first output (u of u, v); scattered points as a triangulated map
         values = ref.values().reshape(len(ref.points()), -1)[:, 0]
         if ref.grid is None:
+            from matplotlib.tri import Triangulation
+
             points = ref.points()
-            mesh = ax.tripcolor(points[:, 1], points[:, 0], values, shading="gouraud", cmap="RdBu_r",
-                                rasterized=True)
+            triangles = Triangulation(points[:, 1], points[:, 0])
+            # the hull's triangles over holes and notches of the domain are left blank
+            centroids = points[triangles.triangles].mean(axis=1)
+            triangles.set_mask(~problem.domain.contains(centroids))
+            mesh = ax.tripcolor(triangles, values, shading="gouraud", cmap="RdBu_r", rasterized=True)
         else:
             mesh = ax.pcolormesh(ref.grid[1], ref.grid[0], values.reshape(ref.u.shape[:2]), shading="auto",
                                  cmap="RdBu_r", rasterized=True)
