@@ -13,8 +13,8 @@ reference at :math:`\nu` (:class:`problems.burgers.Burgers`), whose true coeffic
 Parameters: ``noise`` the relative noise level (>= 0 and < 1; Gaussian noise of standard
 deviation ``noise`` times that of the observed values is added, as in Raissi et al.), ``observations``
 (an integer >= 10, default 2000), ``seed`` (an integer >= 0), ``nu`` (> 0, default :math:`0.01/\pi`).
-Raissi et al. report errors of 0.07 % / 0.17 % in :math:`\lambda_1 / \lambda_2` with clean data and
-0.28 % / 1.0 % with 1 % noise. A run reports the identified values in ``metrics["unknowns"]`` and their
+Raissi et al. identify both within 1 % (``docs/problems.md`` has their values).
+A run reports the identified values in ``metrics["unknowns"]`` and their
 relative errors in ``metrics["unknown_errors"]`` (from :attr:`BurgersInverse.true_unknowns`).
 
 Reference: the Burgers reference at :math:`\nu` (its own error estimate); exact: Cole–Hopf.
