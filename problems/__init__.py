@@ -9,13 +9,22 @@ import inspect
 
 from pinn_lam.pde.problem import Problem
 
+from problems.allen_cahn import AllenCahn
 from problems.burgers import Burgers
+from problems.burgers_inverse import BurgersInverse
+from problems.convection import Convection
 from problems.heat import Heat
+from problems.helmholtz import Helmholtz
 from problems.poisson import Poisson
+from problems.poisson_lshape import PoissonLShape
+from problems.schrodinger import Schrodinger
+from problems.wave import Wave
 
-_REGISTRY: dict[str, type[Problem]] = {cls.name: cls for cls in (Burgers, Heat, Poisson)}
+_REGISTRY: dict[str, type[Problem]] = {cls.name: cls for cls in (
+    AllenCahn, Burgers, BurgersInverse, Convection, Heat, Helmholtz, Poisson, PoissonLShape, Schrodinger, Wave)}
 
-__all__ = ["Burgers", "Heat", "Poisson", "available", "get"]
+__all__ = ["AllenCahn", "Burgers", "BurgersInverse", "Convection", "Heat", "Helmholtz", "Poisson", "PoissonLShape",
+           "Schrodinger", "Wave", "available", "get"]
 
 
 def available() -> list[str]:

@@ -1,5 +1,5 @@
-"""Parameter checks shared by the problem modules: each raises a one-line ``ValueError`` that
-says what is wrong and what is allowed."""
+"""Parameter checks shared by the problem modules (each raises a one-line ``ValueError`` that
+says what is wrong and what is allowed), and the refinement rules of their references."""
 from __future__ import annotations
 
 import math
@@ -12,6 +12,13 @@ def check_positive(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
+
+
+def check_count(name: str, value: Any, minimum: int) -> int:
+    """An integer >= ``minimum`` (a count or a seed)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
 
 
 def check_mode_number(name: str, value: Any) -> int:
@@ -55,3 +62,21 @@ def refined_intervals(probe_error: float, probe_intervals: int, *, order: float,
         return minimum
     needed = probe_intervals * (probe_error / target) ** (1.0 / order)
     return int(min(maximum, max(minimum, multiple * math.ceil(needed / multiple))))
+
+
+def observed_order(coarse_change: float, fine_change: float, cap: float) -> float:
+    """The convergence order seen in two successive refinement changes, clipped to ``[0.5, cap]``."""
+    if fine_change <= 0 or coarse_change <= 0:
+        return cap
+    return float(min(cap, max(0.5, math.log2(coarse_change / fine_change))))
+
+
+def warn_if_above(reference, target: float, advice: str):
+    """``reference``, after a ``UserWarning`` when its error estimate exceeds ``target`` (a
+    resolution too coarse for the parameters, or capped by the time the solver may take)."""
+    if reference.error_estimate is not None and reference.error_estimate > target:
+        import warnings
+
+        warnings.warn(f"the reference's estimated error {reference.error_estimate:.1e} is above {target:.0e} "
+                      f"({reference.method}); {advice}", stacklevel=3)
+    return reference

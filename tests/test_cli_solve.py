@@ -47,7 +47,7 @@ def test_non_finite_loss_exits_nonzero_with_one_line(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["wave"], "unknown problem 'wave'"),
+    (["waves"], "unknown problem 'waves'"),
     (["heat", "--optimizer", "lam+adamw"], "unknown optimizer 'adamw'"),
     (["heat", "--iterations", "0"], "iterations must be positive"),
     (["heat", "--points", "-1"], "n_collocation must be a positive integer"),

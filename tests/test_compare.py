@@ -217,16 +217,16 @@ def test_stiff_suite_plans_every_case_with_its_own_parameters():
 
     plans = plans_from_args(compare_args("--suite", "stiff", "--optimizers", "lam,adam", "--seeds", "2",
                                          "--iterations", "50", "--hessian-points", "0"))
-    assert [p.case for p in plans] == ["burgers-nu0.01pi", "burgers-nu0.0025pi", "heat-mode8", "poisson-mode8"]
-    expected = [("burgers", {"nu": 0.01 / math.pi}), ("burgers", {"nu": 0.0025 / math.pi}),
-                ("heat", {"alpha": 0.1, "modes": ((1, 1.0), (8, 0.5))}),
-                ("poisson", {"modes": ((1, 1, 1.0), (8, 8, 0.1))})]
+    assert [p.case for p in plans] == ["allen-cahn", "helmholtz", "convection-beta30", "convection-beta50", "wave",
+                                       "burgers-nu0.01pi"]
+    expected = [("allen-cahn", {}), ("helmholtz", {}), ("convection", {"beta": 30.0}), ("convection", {"beta": 50.0}),
+                ("wave", {}), ("burgers", {"nu": 0.01 / math.pi})]
     for p, (problem, params) in zip(plans, expected):
         assert sorted((s.label, s.seed) for s in p.runs) == [("adam", 0), ("adam", 1), ("lam", 0), ("lam", 1)]
         for spec in p.runs:
             assert (spec.problem, spec.case, dict(spec.params)) == (problem, p.case, params)
             assert spec.iterations == 50 and spec.time_limit is None and spec.lr == DEFAULT_LR
-    assert len({s.key for p in plans for s in p.runs}) == 16  # the two Burgers cases are different runs
+    assert len({s.key for p in plans for s in p.runs}) == 24  # the two convection cases are different runs
     with pytest.raises(ValueError, match="not both"):
         plans_from_args(compare_args("heat", "--suite", "stiff"))
     with pytest.raises(ValueError, match="--param cannot be combined with --suite"):

@@ -46,8 +46,11 @@ def test_errors_are_value_errors_for_the_cli(tmp_path):
 
 def test_table_lists_each_row_with_measured_numbers(monkeypatch):
     monkeypatch.setattr(reference, "published_burgers_error", lambda cache_dir=None: None)
-    assert reference.table_rows() == [("burgers", {"nu": 0.1 / math.pi}), ("burgers", {}),
-                                      ("burgers", {"nu": 0.003 / math.pi}), ("heat", {}), ("poisson", {})]
+    rows = reference.table_rows()
+    burgers = [params for name, params in rows if name == "burgers"]
+    assert burgers == [{"nu": 0.1 / math.pi}, {}, {"nu": 0.003 / math.pi}]
+    assert {name for name, _ in rows} == {"allen-cahn", "burgers", "burgers-inverse", "convection", "heat",
+                                          "helmholtz", "poisson", "poisson-lshape", "schrodinger", "wave"}
     table = reference.markdown_table([("heat", {})]).splitlines()
     assert table[0].startswith("| Problem | Equation |") and table[1].startswith("|---")
     cells = [c.strip() for c in table[2].strip("|").split("|")]
@@ -81,3 +84,20 @@ def test_table_states_the_error_against_the_published_burgers_data_when_it_is_th
     (tmp_path / "shared" / "data" / "burgers_shock.mat").unlink()
     assert reference.published_burgers_error() is None
     assert "published data" not in reference.markdown_table(rows)
+
+
+def test_table_and_figure_handle_problems_without_exact_solution_and_scattered_references(tmp_path, monkeypatch):
+    import numpy as np
+
+    from pinn_lam.pde.reference import PointReference
+    from problems import PoissonLShape
+
+    points = np.array([[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [-0.9, 0.1]])
+    stand_in = PointReference(points, np.array([0.1, 0.05, 0.05, 0.01]), error_estimate=2e-4, method="masked grid",
+                              info={"error_kind": "Richardson"})
+    monkeypatch.setattr(PoissonLShape, "reference", lambda self, resolution=None, cache_dir=None: stand_in)
+    monkeypatch.setattr(reference, "published_burgers_error", lambda cache_dir=None: None)
+    cells = [c.strip() for c in reference.markdown_table([("poisson-lshape", {})]).splitlines()[2].strip("|").split("|")]
+    assert cells[0] == "poisson-lshape" and cells[3] == "masked grid" and cells[5] == "—"
+    paths = reference.draw(PoissonLShape(), stand_in, tmp_path / "lshape")
+    assert sorted(p.suffix for p in paths) == [".pdf", ".png"]

@@ -115,7 +115,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(problem="wave"), "unknown problem 'wave'; available: burgers, heat, poisson"),
+    (dict(problem="waves"), "unknown problem 'waves'; available: allen-cahn, burgers, burgers-inverse, convection, "
+                            "heat, helmholtz, poisson, poisson-lshape, schrodinger, wave"),
     (dict(optimizer="adamw"), "unknown optimizer 'adamw'"),
     (dict(iterations=0), "iterations must be positive"),
     (dict(n_collocation=-5), "n_collocation must be a positive integer"),

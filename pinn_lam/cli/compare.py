@@ -36,8 +36,8 @@ def parse_list(text: str | None, kind=str, what: str = "value") -> list:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("problem", nargs="?", help="problem to compare on (burgers, heat, poisson, or path/to/script.py:NAME); "
-                        "omit with --suite")
+    parser.add_argument("problem", nargs="?", help="problem to compare on (a library problem, see 'pinn-lam list', "
+                        "or path/to/script.py:NAME); omit with --suite")
     parser.add_argument("--suite", help="run every case of a suite instead (available: stiff)")
     parser.add_argument("--optimizers", default="lam,adam,rmsprop,lbfgs",
                         help="comma-separated optimizers or variants (lam, lam-bc, lam-layerwise, adam, rmsprop, "
@@ -79,7 +79,7 @@ def plans_from_args(args: argparse.Namespace):
     from pinn_lam.studies.compare import plan
 
     if (args.problem is None) == (args.suite is None):
-        raise ValueError("give a problem (burgers, heat, poisson) or --suite NAME, not both")
+        raise ValueError("give a problem (see 'pinn-lam list') or --suite NAME, not both")
     params = parse_params(args.param)
     if args.suite and params:
         raise ValueError("--param cannot be combined with --suite (each case sets its own parameters)")

@@ -55,7 +55,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"{problem!r}: reference {source} in {wall:.3f} s (solver time {ref.seconds:.3f} s)")
     print(f"  method: {ref.method}")
     print(f"  estimated relative L2 error: {ref.error_estimate:.2e} ({ref.info.get('error_kind', '')})")
-    print(f"  grid: {' x '.join(str(len(g)) for g in ref.grid)} ({', '.join(problem.variables)})")
+    if ref.grid is None:
+        print(f"  points: {len(ref.points())} ({', '.join(problem.variables)})")
+    else:
+        print(f"  grid: {' x '.join(str(len(g)) for g in ref.grid)} ({', '.join(problem.variables)})")
     if not args.no_plot:
         paths = draw(problem, ref, Path(args.output) / _stem(problem))
         print("  figure: " + ", ".join(str(p) for p in paths))
@@ -74,7 +77,20 @@ def draw(problem, ref, stem: Path) -> list[Path]:
     first, second = problem.variables
     with paper_style():
         fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 0.75 * COLUMN_WIDTH))
-        mesh = ax.pcolormesh(ref.grid[1], ref.grid[0], ref.u, shading="auto", cmap="RdBu_r", rasterized=True)
+        # the first output (u of u, v); scattered points as a triangulated map
+        values = ref.values().reshape(len(ref.points()), -1)[:, 0]
+        if ref.grid is None:
+            from matplotlib.tri import Triangulation
+
+            points = ref.points()
+            triangles = Triangulation(points[:, 1], points[:, 0])
+            # the hull's triangles over holes and notches of the domain are left blank
+            centroids = points[triangles.triangles].mean(axis=1)
+            triangles.set_mask(~problem.domain.contains(centroids))
+            mesh = ax.tripcolor(triangles, values, shading="gouraud", cmap="RdBu_r", rasterized=True)
+        else:
+            mesh = ax.pcolormesh(ref.grid[1], ref.grid[0], values.reshape(ref.u.shape[:2]), shading="auto",
+                                 cmap="RdBu_r", rasterized=True)
         ax.grid(False)
         ax.set_xlabel(f"${second}$")
         ax.set_ylabel(f"${first}$")
@@ -111,10 +127,12 @@ def markdown_table(rows: list[tuple[str, dict[str, Any]]] | None = None) -> str:
             seconds = time.perf_counter() - start
             points = ref.points()
             exact = problem.exact_values(points)
-            error = float(np.linalg.norm(ref(points) - exact) / np.linalg.norm(exact))
+            against = ref.values() if ref.grid is None else ref(points)
+            error = "—" if exact is None else f"{np.linalg.norm(against - exact) / np.linalg.norm(exact):.1e}"
+
             shown = ", ".join(f"{k}={_short(v)}" for k, v in problem.parameters().items())
             lines.append(f"| {name} | {problem.equation} | {shown} | {ref.method} | "
-                         f"{ref.error_estimate:.1e} ({ref.info.get('error_kind', '')}) | {error:.1e} | {seconds:.2f} |")
+                         f"{ref.error_estimate:.1e} ({ref.info.get('error_kind', '')}) | {error} | {seconds:.2f} |")
         data = published_burgers_error(cache_dir=folder)
     lines.append("")
     if data is not None:
@@ -122,7 +140,8 @@ def markdown_table(rows: list[tuple[str, dict[str, Any]]] | None = None) -> str:
                      f"on its 256 x 100 grid.")
         lines.append("")
     lines.append(f"Relative L2 errors on each reference's output grid; exact = closed form (Cole-Hopf quadrature "
-                 f"for Burgers). Times from scratch on {_machine()} (Python {platform.python_version()}).")
+                 f"for Burgers; — where none is known). Times from scratch on {_machine()} "
+                 f"(Python {platform.python_version()}).")
     return "\n".join(lines)
 
 
@@ -151,7 +170,7 @@ def _machine() -> str:
 def _short(value: Any) -> str:
     if isinstance(value, float):
         over_pi = value * math.pi
-        if abs(over_pi - round(over_pi, 4)) < 1e-12:
+        if value != 0 and abs(over_pi - round(over_pi, 4)) < 1e-12:
             return f"{round(over_pi, 4):g}/pi"
         return f"{value:g}"
     return str(value).replace(" ", "")

@@ -281,10 +281,14 @@ def summary(result) -> str:
         lines.append(f"relative L2 error vs reference: {m['rel_l2']:.3e}   max abs error: {m['max_abs']:.3e}")
         for name in result.problem.outputs if len(result.problem.outputs) > 1 else ():
             lines.append(f"  {name}: relative L2 error {m[f'rel_l2_{name}']:.3e}   max abs error {m[f'max_abs_{name}']:.3e}")
+        if "rel_l2_abs" in m:
+            lines.append(f"  |{'+i'.join(result.problem.complex_outputs)}|: relative L2 error {m['rel_l2_abs']:.3e}   "
+                         f"max abs error {m['max_abs_abs']:.3e}")
         if "rel_l2_exact" in m:
             lines.append(f"relative L2 error vs exact:     {m['rel_l2_exact']:.3e}   max abs error: {m['max_abs_exact']:.3e}")
+    errors = m.get("unknown_errors", {})
     for name, value in m.get("unknowns", {}).items():
-        lines.append(f"unknown {name} = {value:.6g}")
+        lines.append(f"unknown {name} = {value:.6g}" + (f" (relative error {errors[name]:.2e})" if name in errors else ""))
     reference = "" if m["rel_l2"] is None else (f"; reference: {m['reference']} "
                                                f"(estimated error {_format(m['reference_error_estimate'])})")
     lines.append(f"final loss {m['loss']:.3e}{reference}")

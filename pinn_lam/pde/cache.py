@@ -124,7 +124,8 @@ def cached_reference(problem: Any, resolution: Any, version: str,
     """A :class:`~pinn_lam.pde.problem.Reference` for ``problem`` at ``resolution``, from the cache or
     from ``compute()``.
 
-    ``compute`` returns arrays ``grid_0, grid_1, ...`` (one per variable) and ``u``, plus any
+    ``compute`` returns arrays ``grid_0, grid_1, ...`` (one per variable) and ``u`` (with a last
+    axis of one entry per output when the problem has several), plus any
     extra arrays ``interpolator(arrays)`` needs to build the reference's interpolant, and meta
     with ``error_estimate`` and ``method``; other meta entries land in ``Reference.info``.
     """
@@ -136,4 +137,4 @@ def cached_reference(problem: Any, resolution: Any, version: str,
     return Reference(grid=grid, u=arrays["u"],
                      interpolate=None if interpolator is None else interpolator(arrays),
                      error_estimate=meta.get("error_estimate"), seconds=meta.get("seconds"),
-                     method=meta.get("method", ""), info=info)
+                     method=meta.get("method", ""), info=info, outputs=tuple(getattr(problem, "outputs", ("u",))))

@@ -68,6 +68,11 @@ class Problem:
     outputs: tuple[str, ...] = ("u",)
     #: unknown scalar -> initial value (inverse problems)
     unknowns: Mapping[str, float] = {}
+    #: unknown scalar -> its true value, where known: a run reports ``metrics["unknown_errors"]``
+    true_unknowns: Mapping[str, float] = {}
+    #: two outputs that are the real and imaginary parts of one complex field: a run also
+    #: reports the error of its modulus (``rel_l2_abs``, ``max_abs_abs``)
+    complex_outputs: tuple[str, str] | None = None
     #: the equation in one line of text (for tables and figures)
     equation: ClassVar[str] = ""
     #: training settings that differ from :data:`pinn_lam.training.presets.DEFAULTS`

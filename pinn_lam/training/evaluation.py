@@ -77,6 +77,10 @@ class Evaluation:
         unknowns = {name: float(p.detach()) for name, p in unknown_parameters(model).items()}
         if unknowns:
             metrics["unknowns"] = unknowns
+            true = dict(getattr(self.problem, "true_unknowns", None) or {})
+            if true:
+                metrics["unknown_errors"] = {name: abs(unknowns[name] / value - 1.0)
+                                             for name, value in true.items() if name in unknowns and value}
         if self.reference is None:
             metrics.update(rel_l2=None, reference=NO_REFERENCE, residual_rms=self.residual_rms())
             return metrics
@@ -87,6 +91,12 @@ class Evaluation:
             for k, name in enumerate(outputs):
                 metrics[f"rel_l2_{name}"] = relative_l2_error(prediction[:, k], self.values[:, k])
                 metrics[f"max_abs_{name}"] = max_abs_error(prediction[:, k], self.values[:, k])
+            pair = getattr(self.problem, "complex_outputs", None)
+            if pair:
+                i, j = outputs.index(pair[0]), outputs.index(pair[1])
+                modulus, true_modulus = (np.hypot(a[:, i], a[:, j]) for a in (prediction, self.values))
+                metrics.update(rel_l2_abs=relative_l2_error(modulus, true_modulus),
+                               max_abs_abs=max_abs_error(modulus, true_modulus))
         if self.problem.has_exact:
             exact = np.asarray(self.problem.exact_values(self.points)).reshape(prediction.shape)
             metrics.update(rel_l2_exact=relative_l2_error(prediction, exact), max_abs_exact=max_abs_error(prediction, exact))
