@@ -13,7 +13,7 @@ import numpy as np
 from pinn_lam.errors import ProblemError
 from pinn_lam.pde.auto_evolution import MAX_SPACE_ORDER, EndCondition, EvolutionPlan
 from pinn_lam.pde.auto_steady import SteadyPlan
-from pinn_lam.pde.domains import Box
+from pinn_lam.pde.domains import Box, Difference
 from pinn_lam.pde.fields import derivative_keys
 from pinn_lam.pde.spec import describe
 
@@ -36,12 +36,21 @@ def plan(problem) -> EvolutionPlan | SteadyPlan:
         if len(space) > 2:
             raise ProblemError(f"steady problems in {len(space)} space dimensions have no automatic reference "
                                "(one or two are supported)")
+        if not _boxes(domain):
+            raise ProblemError(f"the boundary of {domain!r} does not lie on grid lines; the automatic steady reference "
+                               "takes boxes and differences of boxes")
         return SteadyPlan(tuple(space), spec.outputs, spec.equations, derivative_keys(spec.reads["pde"], spec.variables,
                                                                                       spec.outputs))
     if not isinstance(domain, Box) or len(space) != 1:
         raise ProblemError(f"evolution problems have an automatic reference on a Box in one space variable and time; "
                            f"this one is {domain!r}")
     return _evolution(problem, spec, space[0], domain.time)
+
+
+def _boxes(domain) -> bool:
+    if isinstance(domain, Difference):
+        return _boxes(domain.outer) and _boxes(domain.hole)
+    return isinstance(domain, Box)
 
 
 def _orders(keys, space: str, time: str) -> list[tuple[int, int]]:

@@ -49,13 +49,39 @@ START, LIMIT = {"evolution": 32, "steady": 16}, {"evolution": 8192, "steady": 10
 TIMES, OUTPUT_POINTS = 101, 257
 
 
+def checked_plan(problem) -> EvolutionPlan | auto_steady.SteadyPlan:
+    """The plan of ``problem``, checked on a coarse grid: the evolution equation affine in its
+    highest time derivative, the steady one linear, its boundary on grid lines with Dirichlet
+    values everywhere (one-line :class:`ProblemError` otherwise)."""
+    plan = make_plan(problem)
+    if isinstance(plan, EvolutionPlan):
+        t0 = problem.domain.bounds[problem.variables.index(plan.time)][0]
+        coarse = auto_evolution.Semidiscrete(problem, plan, START["evolution"], WIDTH)
+        state = coarse.full(t0, auto_evolution.initial_state(coarse, _initial(problem, plan)))
+        auto_evolution.check_affine(coarse, state, t0)
+    else:
+        grid = auto_steady.MaskedGrid(problem.domain, START["steady"])
+        auto_steady.linear_coefficients(problem, plan, grid.points[~grid.boundary])
+        auto_steady.dirichlet_values(problem, plan, grid)
+    return plan
+
+
 def unsupported_reason(problem) -> str | None:
     """Why ``problem`` has no automatic reference (one line), or ``None`` if it has one."""
     try:
-        make_plan(problem)
+        checked_plan(problem)
     except ProblemError as error:
         return str(error)
     return None
+
+
+def default_reference(problem, cache_dir: str | None = None) -> Reference | PointReference | None:
+    """The automatic reference where ``problem`` is in a supported class, else ``None`` (a run
+    then says why, from :func:`unsupported_reason`)."""
+    try:
+        return auto_reference(problem, cache_dir=cache_dir)
+    except (ProblemError, RuntimeError):
+        return None
 
 
 def auto_reference(problem, *, target: float = TARGET, budget: float = BUDGET, width: int = WIDTH,
@@ -64,7 +90,7 @@ def auto_reference(problem, *, target: float = TARGET, budget: float = BUDGET, w
     outside the supported classes), from the cache or computed."""
     if not (0 < target < 1) or not budget > 0:
         raise ValueError(f"target must be in (0, 1) and budget > 0 seconds, got target={target}, budget={budget}")
-    plan = make_plan(problem)
+    plan = checked_plan(problem)
     key = {"parameters": problem.parameters(), "problem": fingerprint(problem), "target": target, "budget": budget,
            "width": width}
     kind = "evolution" if isinstance(plan, EvolutionPlan) else "steady"
@@ -179,8 +205,6 @@ def _evolution(problem, plan: EvolutionPlan, target: float, budget: float, width
     t0, t1 = problem.domain.bounds[problem.variables.index(plan.time)]
     times = np.linspace(t0, t1, TIMES)
     initial = _initial(problem, plan)
-    check = auto_evolution.Semidiscrete(problem, plan, START["evolution"], width)
-    auto_evolution.check_affine(check, check.full(t0, auto_evolution.initial_state(check, initial)), t0)
     rtol0 = target / 100
 
     def level(n: int, k: int):

@@ -108,9 +108,12 @@ class Problem:
 
     def reference(self, resolution: Any = None, *, cache_dir: str | None = None):
         """The reference solution, or ``None``: by default the exact solution on a grid over the
-        domain (where there is one)."""
+        domain (where there is one), else the automatic finite-difference reference
+        (:mod:`pinn_lam.pde.auto_reference`) where the problem is in a supported class."""
         if not self.has_exact:
-            return None
+            from pinn_lam.pde.auto_reference import default_reference
+
+            return default_reference(self, cache_dir=cache_dir)
         return tabulate(lambda p: self.exact_values(p), self.domain, self.outputs, method="exact solution",
                         error_estimate=0.0)
 
@@ -213,7 +216,8 @@ class PDE(Problem):
         conditions: :class:`~pinn_lam.pde.conditions.Condition` objects (``Dirichlet(...)``, ...).
         outputs: the output names (default ``("u",)``).
         exact: optional ``exact(d)`` -> the exact solution from the coordinates.
-        reference: optional: a function of an ``(N, d)`` array returning the values, a
+        reference: optional: ``"auto"`` (the automatic finite-difference reference, see
+            :mod:`pinn_lam.pde.auto_reference`), a function of an ``(N, d)`` array returning the values, a
             :class:`~pinn_lam.pde.reference.Reference` or ``PointReference``, or the path of a
             ``.mat``/``.npz``/``.dat`` file (with ``reference_keys`` naming its arrays).
         unknowns: ``{name: initial value}`` of trainable scalars (inverse problems).
@@ -260,6 +264,10 @@ class PDE(Problem):
 
     def reference(self, resolution: Any = None, *, cache_dir: str | None = None):
         given = self._reference
+        if isinstance(given, str) and given == "auto":
+            from pinn_lam.pde.auto_reference import auto_reference
+
+            return auto_reference(self, cache_dir=cache_dir)
         if given is None:
             return super().reference(resolution, cache_dir=cache_dir)
         if isinstance(given, (Reference, PointReference)):
@@ -268,4 +276,4 @@ class PDE(Problem):
             return load_reference(given, self.variables, self.outputs, self._keys)
         if callable(given):
             return tabulate(given, self.domain, self.outputs, method="reference function")
-        raise ProblemError(f"reference must be a function, a Reference, a file path or None, got {type(given).__name__}")
+        raise ProblemError(f"reference must be 'auto', a function, a Reference, a file path or None, got {type(given).__name__}")
