@@ -144,6 +144,13 @@ def fingerprint(problem) -> str:
     return digest.hexdigest()[:20]
 
 
+def agreement(reference, other) -> float:
+    """The relative L2 difference of ``reference`` (interpolated) from ``other`` at ``other``'s points."""
+    values = np.asarray(other.values(), dtype=np.float64).reshape(len(other.points()), -1)
+    mine = np.asarray(reference(other.points()), dtype=np.float64).reshape(values.shape)
+    return _change(mine, values)
+
+
 # -- evolution problems ------------------------------------------------------------------------
 def _initial(problem, plan: EvolutionPlan):
     """``initial(output, condition, x)``: the node values a value or rate condition gives at t0."""
