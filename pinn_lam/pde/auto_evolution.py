@@ -22,6 +22,8 @@ Time: ``solve_ivp``'s BDF with the Jacobian's sparsity (:func:`fd.method_of_line
 """
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -270,12 +272,20 @@ def initial_state(system: Semidiscrete, initial: Callable[[int, str, np.ndarray]
 
 
 def solve(problem, plan: EvolutionPlan, n: int, width: int, times: np.ndarray, rtol: float,
-          initial: Callable[[int, str, np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """The nodes ``x`` and the solution ``(len(x), len(times), m)`` on ``n`` intervals."""
+          initial: Callable[[int, str, np.ndarray], np.ndarray],
+          deadline: float = math.inf) -> tuple[np.ndarray, np.ndarray]:
+    """The nodes ``x`` and the solution ``(len(x), len(times), m)`` on ``n`` intervals
+    (``RuntimeError`` when the integrator fails or ``time.perf_counter()`` passes ``deadline``)."""
     system = Semidiscrete(problem, plan, n, width)
     y0 = initial_state(system, initial)
     scale = max(float(np.abs(y0).max()), 1e-3)
-    ys = fd.method_of_lines(system.rhs, y0, times, jac_sparsity=system.sparsity(), method="BDF",
+
+    def rhs(t: float, y: np.ndarray) -> np.ndarray:
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"the method of lines on {n} intervals ran past its time budget")
+        return system.rhs(t, y)
+
+    ys = fd.method_of_lines(rhs, y0, times, jac_sparsity=system.sparsity(), method="BDF",
                             rtol=rtol, atol=rtol * scale)
     u = np.stack([system.full(t, y)[:, :system.m] for t, y in zip(times, ys)], axis=1)
     return system.x, u

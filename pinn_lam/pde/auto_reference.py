@@ -41,6 +41,8 @@ from pinn_lam.pde.reference import PointReference, Reference
 VERSION = "auto-1"
 #: the error the refinement aims at (relative L2) and the seconds it may take, by default
 TARGET, BUDGET = 1e-5, 30.0
+#: the largest estimated error with which a problem without a reference gets the automatic one
+DEFAULT_ACCEPTS = 1e-3
 #: stencil width (7 points: sixth order for first and second derivatives in the interior)
 WIDTH = 7
 #: first grid (intervals along space, or along the longest side) and the largest one tried
@@ -76,12 +78,14 @@ def unsupported_reason(problem) -> str | None:
 
 
 def default_reference(problem, cache_dir: str | None = None) -> Reference | PointReference | None:
-    """The automatic reference where ``problem`` is in a supported class, else ``None`` (a run
-    then says why, from :func:`unsupported_reason`)."""
+    """The automatic reference where ``problem`` is in a supported class and the estimate of
+    its error is at most :data:`DEFAULT_ACCEPTS`, else ``None`` (a run then says why, from
+    :func:`unsupported_reason`)."""
     try:
-        return auto_reference(problem, cache_dir=cache_dir)
+        reference = auto_reference(problem, cache_dir=cache_dir)
     except (ProblemError, RuntimeError):
         return None
+    return reference if reference.error_estimate <= DEFAULT_ACCEPTS else None
 
 
 def auto_reference(problem, *, target: float = TARGET, budget: float = BUDGET, width: int = WIDTH,
@@ -188,23 +192,38 @@ def _estimate(changes: list[float]) -> float:
 
 def _refine(solve_level, restrict, target: float, budget: float, start: int, limit: int):
     """Levels ``n = start, 2 start, ...`` until the estimate meets ``target``, the next level
-    would overrun ``budget`` seconds, or ``n`` would pass ``limit``; at least two levels."""
+    would overrun ``budget`` seconds, or ``n`` would pass ``limit``; at least two levels.
+    ``solve_level(n, k, deadline)`` may raise ``RuntimeError`` (blown up, or past the deadline)."""
     began = clock.perf_counter()
-    n, level, previous, changes = start, 0, None, []
+    deadline = began + 2.0 * budget
+    n, level, previous, changes, best = start, 0, None, [], None
     while True:
         tick = clock.perf_counter()
-        result = solve_level(n, level)
+        try:
+            with np.errstate(all="ignore"):
+                result = solve_level(n, level, deadline)
+            failed = not np.isfinite(result[1]).all()
+        except RuntimeError:  # an unresolved grid may blow up: refine and start the comparison anew
+            result, failed = None, True
         took = clock.perf_counter() - tick
-        if previous is not None:
+        out_of_room = clock.perf_counter() - began + 3.0 * took > budget or 2 * n > limit
+        if failed:
+            if best is not None and out_of_room:
+                return best[:4] + ("time budget spent",)
+            if out_of_room:
+                raise ProblemError(f"the automatic reference failed on {n} intervals and has no budget or grid left "
+                                   "to refine (an unresolved or unstable problem?)")
+            previous, changes = None, []
+        elif previous is not None:
             changes.append(_change(restrict(result), previous[1]))
-            estimate = _estimate(changes)
-            if estimate <= target:
-                return result, n, estimate, changes, "met the target"
+            best = (result, n, _estimate(changes), list(changes))
+            if best[2] <= target:
+                return best + ("met the target",)
             if clock.perf_counter() - began + 3.0 * took > budget:
-                return result, n, estimate, changes, "time budget spent"
+                return best + ("time budget spent",)
             if 2 * n > limit:
-                return result, n, estimate, changes, "grid limit reached"
-        previous = (n, result[1])
+                return best + ("grid limit reached",)
+        previous = None if failed else (n, result[1])
         n, level = 2 * n, level + 1
 
 
@@ -214,8 +233,8 @@ def _evolution(problem, plan: EvolutionPlan, target: float, budget: float, width
     initial = _initial(problem, plan)
     rtol0 = target / 100
 
-    def level(n: int, k: int):
-        return auto_evolution.solve(problem, plan, n, width, times, rtol0 / 4 ** k, initial)
+    def level(n: int, k: int, deadline: float):
+        return auto_evolution.solve(problem, plan, n, width, times, rtol0 / 4 ** k, initial, deadline)
 
     (x, u), n, estimate, changes, stopped = _refine(level, lambda r: r[1][::2], target, budget,
                                                     START["evolution"], LIMIT["evolution"])
@@ -255,9 +274,8 @@ def _columns(values: list[np.ndarray]) -> np.ndarray:
 
 # -- steady problems ---------------------------------------------------------------------------
 def _steady(problem, plan, target: float, budget: float, width: int):
-    def level(n: int, k: int):
-        grid, u = auto_steady.solve(problem, plan, n, width)
-        return grid, u
+    def level(n: int, k: int, deadline: float):
+        return auto_steady.solve(problem, plan, n, width)
 
     def restrict(result):
         grid, u = result
