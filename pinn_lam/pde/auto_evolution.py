@@ -200,7 +200,7 @@ class Semidiscrete:
         derivatives[top] = highest.reshape(k * self.size, self.m)
         if plan.time_order == 2:
             w = state[:, self.m:]
-            for order in range(0, plan.space_order + 1):
+            for order in range(plan.space_order + 1):
                 key = "".join(sorted(space * order + plan.time))
                 derivatives[key] = np.tile(self.derivative(w, order), (k, 1))
         points = self.points(t).repeat(k, 1)

@@ -102,8 +102,8 @@ def auto_reference(problem, *, target: float = TARGET, budget: float = BUDGET, w
         (lambda: _steady(problem, plan, target, budget, width))
     arrays, meta = cached(f"{problem.name}-auto", key, "auto", VERSION, compute, cache_dir)
     info = {k: v for k, v in meta.items() if k not in ("error_estimate", "seconds", "method")}
-    common = dict(error_estimate=meta["error_estimate"], seconds=meta.get("seconds"), method=meta["method"],
-                  info=info, outputs=tuple(problem.outputs))
+    common = {"error_estimate": meta["error_estimate"], "seconds": meta.get("seconds"), "method": meta["method"],
+              "info": info, "outputs": tuple(problem.outputs)}
     m = len(problem.outputs)
     if "scattered" in arrays:
         return PointReference(arrays["scattered"], arrays["u"] if m > 1 else arrays["u"][:, 0], **common)
@@ -124,7 +124,10 @@ def fingerprint(problem) -> str:
     """A hash of the residual's source and of the equation's and conditions' values for a fixed
     smooth function at fixed points (it tells apart problems whose functions capture different values)."""
     rng = np.random.default_rng(11)
-    unit = lambda n, k: rng.random((n, k))  # noqa: E731
+
+    def unit(n: int, k: int) -> np.ndarray:
+        return rng.random((n, k))
+
     digest = hashlib.sha256(_source(problem).encode())
 
     def smooth(points: np.ndarray, normals=None) -> AutogradFields:
@@ -243,7 +246,7 @@ def _evolution(problem, plan: EvolutionPlan, target: float, budget: float, width
         x, u = np.r_[x, high], np.concatenate([u, u[:1]], axis=0)
     stride = max(1, -(-(len(x) - 1) // (OUTPUT_POINTS - 1)))
     method = (f"automatic method of lines: {width}-point FD{' periodic' if plan.periodic else ''}, {n} intervals "
-              f"in {plan.space}, BDF rtol={rtol0 / 4 ** (len(changes)):.1e}; {stopped}")
+              f"in {plan.space}, BDF rtol={rtol0 / 4 ** round(np.log2(n / START['evolution'])):.1e}; {stopped}")
     meta = {"error_estimate": estimate, "method": method, "error_kind": "change from the grid and tolerance before",
             "stopped": stopped, "changes": changes, "intervals": n}
     axes = [x[::stride], times] if plan.space == problem.variables[0] else [times, x[::stride]]

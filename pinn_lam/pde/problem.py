@@ -13,8 +13,10 @@ A problem says *what* is solved; *how* (network, points, optimizer, loop) lives 
   they are trained with the network and read as ``d["name"]``.
 * :meth:`Problem.exact` (optional): the exact solution from ``d`` (coordinates only).
 * :meth:`Problem.reference` (optional): a :class:`~pinn_lam.pde.reference.Reference` (the
-  library's problems solve their own with SciPy); by default the exact solution on a grid, or
-  ``None``, in which case a run reports residual-based metrics only.
+  library's problems solve their own with SciPy); by default the exact solution on a grid, else
+  the automatic finite-difference reference (:mod:`pinn_lam.pde.auto_reference`) where the
+  problem is in a supported class, else ``None``, in which case a run reports residual-based
+  metrics only.
 * :meth:`Problem.output_transform` (optional): a :class:`HardConstraint` that makes some
   conditions hold exactly.
 

@@ -1,6 +1,7 @@
 """Automatic references against exact solutions, the hand-written references and an independent
 spectral solver; problems outside the supported classes are refused in one line."""
 import importlib.util
+import itertools
 import math
 from pathlib import Path
 
@@ -145,7 +146,7 @@ def test_the_singular_l_shape_converges_under_refinement(tmp_path):
     changes = ref.info["changes"]
     assert ref.error_estimate <= 3e-3 and len(changes) >= 2
     # the corner singularity r^(2/3) limits the L2 convergence to order 4/3: each halving of h divides by 2^(4/3)
-    assert all(b / a == pytest.approx(2 ** (-4 / 3), abs=0.08) for a, b in zip(changes, changes[1:]))
+    assert all(b / a == pytest.approx(2 ** (-4 / 3), abs=0.08) for a, b in itertools.pairwise(changes))
     # maximum principle: between the torsion maxima of the unit square inside (0.0737) and the square of side 2 around
     assert 0.0737 < ref.values().max() < 4 * 0.0737
 
@@ -182,7 +183,9 @@ def test_problems_outside_the_supported_classes_are_refused_in_one_line(problem,
 
 def test_reference_auto_and_the_default_give_the_automatic_reference(tmp_path, monkeypatch):
     monkeypatch.setenv("PINN_LAM_CACHE", str(tmp_path))
-    equation = lambda d: d["u_t"] - 0.1 * d["u_xx"]  # noqa: E731
+    def equation(d):
+        return d["u_t"] - 0.1 * d["u_xx"]
+
     conditions = [InitialValue(lambda d: torch.sin(math.pi * d["x"])), Dirichlet(0.0)]
     chosen = PDE(Box(x=(0.0, 1.0), t=(0.0, 1.0)), equation, conditions, reference="auto").reference()
     default = PDE(Box(x=(0.0, 1.0), t=(0.0, 1.0)), equation, conditions).reference()
