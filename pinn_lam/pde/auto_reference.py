@@ -74,6 +74,8 @@ def unsupported_reason(problem) -> str | None:
         checked_plan(problem)
     except ProblemError as error:
         return str(error)
+    except Exception as error:  # a user's function failing on grid fields: say so, in one line
+        return f"the automatic reference failed: {type(error).__name__}: {error}".splitlines()[0]
     return None
 
 
@@ -83,7 +85,7 @@ def default_reference(problem, cache_dir: str | None = None) -> Reference | Poin
     :func:`unsupported_reason`)."""
     try:
         reference = auto_reference(problem, cache_dir=cache_dir)
-    except (ProblemError, RuntimeError):
+    except Exception:  # a reference nobody asked for must never stop the run; unsupported_reason says why
         return None
     return reference if reference.error_estimate <= DEFAULT_ACCEPTS else None
 
