@@ -63,7 +63,8 @@ def checked_plan(problem) -> EvolutionPlan | auto_steady.SteadyPlan:
         auto_evolution.check_affine(coarse, state, t0)
     else:
         grid = auto_steady.MaskedGrid(problem.domain, START["steady"])
-        auto_steady.linear_coefficients(problem, plan, grid.points[~grid.boundary])
+        points = grid.points[~grid.boundary]
+        auto_steady.linearization(problem, plan, points, np.zeros((len(points), len(plan.outputs), len(plan.keys) + 1)))
         auto_steady.dirichlet_values(problem, plan, grid)
     return plan
 

@@ -1,4 +1,4 @@
-r"""Steady linear problems in one or two space dimensions, assembled from their own residual.
+r"""Steady problems in one or two space dimensions, assembled from their own residual.
 
 On a uniform grid over the domain's bounding box, the nodes inside the (closed) domain are the
 unknowns: a box, or a difference of boxes such as the L-shape, whose boundary lies on grid
@@ -6,18 +6,18 @@ lines. Along every grid line, each run of consecutive nodes inside gets ``width`
 Fornberg stencils (:func:`fd.difference_matrix`, one-sided near its ends), so a derivative
 :math:`\partial_x^{a}\partial_y^{b}` is the product :math:`D_x^{(a)} D_y^{(b)}` of sparse matrices.
 
-The residual reads fields pointwise. When it is linear in the solution,
-:math:`R = s(x) + \sum_k c_k(x)\,F_k` over the fields :math:`F_k` (values and derivatives of
-each output), so :math:`s` is the residual with every field zero and :math:`c_k` the change when
-:math:`F_k = 1` alone: one batched call, then
+The residual reads fields pointwise, :math:`R(x, F_1, \dots, F_K)` over the fields :math:`F_k`
+(values and derivatives of each output). Newton's method linearizes it at the current grid values,
+with :math:`c_k = \partial R/\partial F_k` at every node by autograd, and solves
 
 .. math::
 
-    \Big(\sum_k \operatorname{diag}(c_k)\,D_k\Big)\,u = -s \ \text{at interior nodes}, \qquad
-    u = g \ \text{at boundary nodes (Dirichlet)},
+    \Big(\sum_k \operatorname{diag}(c_k)\,D_k\Big)\,\delta = -R(u) \ \text{at interior nodes}, \qquad
+    \delta = 0 \ \text{at boundary nodes, where}\ u = g \ \text{(Dirichlet)},
 
-solved by ``scipy.sparse.linalg.splu``. A residual that is not linear (checked at random fields)
-is refused in one line.
+with ``scipy.sparse.linalg.splu``, from :math:`u = 0` inside. A linear residual takes one step
+(the second evaluation confirms it); a nonlinear one stops when the largest residual has fallen by
+:data:`NEWTON_TOLERANCE`, or is refused in one line after :data:`NEWTON_STEPS` steps.
 """
 from __future__ import annotations
 
@@ -33,6 +33,9 @@ from pinn_lam.pde import fd
 from pinn_lam.pde.auto_evolution import GridFields
 from pinn_lam.pde.fields import Fields
 from pinn_lam.pde.spec import equation_residuals
+
+#: Newton steps at most, and the fall of the largest residual that ends them
+NEWTON_STEPS, NEWTON_TOLERANCE = 30, 1e-10
 
 
 @dataclass(frozen=True)
@@ -108,37 +111,23 @@ def derivative_matrix(grid: MaskedGrid, space: tuple[str, ...], key: str, width:
     return matrix.tocsr()
 
 
-def _fields(problem, plan: SteadyPlan, points: np.ndarray, values: np.ndarray, derivatives: dict) -> GridFields:
-    return GridFields(torch.as_tensor(points), torch.as_tensor(values),
-                      {k: torch.as_tensor(v) for k, v in derivatives.items()}, problem.variables, plan.outputs)
-
-
-def linear_coefficients(problem, plan: SteadyPlan, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``s`` ``(N, e)`` and the coefficients ``c`` ``(N, e, m, K + 1)`` of the values (index 0)
-    and of the derivative keys at ``points``; one-line error unless the residual is linear."""
-    n, m, keys = len(points), len(plan.outputs), ("",) + plan.keys
-    fields = m * len(keys)
-    rng = np.random.default_rng(5)
-    random = rng.standard_normal((n, fields))
-    probes = np.concatenate([np.zeros((1, n, fields)), np.eye(fields)[:, None, :].repeat(n, axis=1),
-                             random[None], 2 * random[None]])
-    total = len(probes)
-    flat = probes.reshape(total * n, m, len(keys))
-    derivatives = {k: flat[:, :, j + 1] for j, k in enumerate(plan.keys)}
-    d = _fields(problem, plan, np.tile(points, (total, 1)), flat[:, :, 0], derivatives)
-    residual = equation_residuals(problem.pde(d), plan.equations, total * n)
-    r = torch.cat(list(residual.values()), dim=1).detach().numpy().reshape(total, n, -1)
-    s = r[0]
-    c = np.stack([r[1 + j] - s for j in range(fields)], axis=2)  # (n, e, fields)
-    for scale, got in ((1.0, r[-2]), (2.0, r[-1])):
-        predicted = s + scale * np.einsum("nef,nf->ne", c, random)
-        if not np.allclose(got, predicted, rtol=1e-8, atol=1e-8 * (1 + np.abs(got).max())):
-            raise ProblemError("the steady equation is not linear in the solution; the automatic reference solves "
-                               "linear steady problems only")
-    if r.shape[2] != m:
-        raise ProblemError(f"{r.shape[2]} equation(s) for {m} output(s): the automatic steady reference needs one "
+def linearization(problem, plan: SteadyPlan, points: np.ndarray, fields: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The residuals ``r`` ``(N, e)`` at ``points`` for the field values ``fields`` ``(N, m, K + 1)``
+    (each output's value, then its derivatives by :attr:`SteadyPlan.keys`), and their partial
+    derivatives ``c`` ``(N, e, m, K + 1)`` with respect to those fields, by autograd."""
+    n, m = len(points), len(plan.outputs)
+    f = torch.as_tensor(fields).clone().requires_grad_(True)
+    derivatives = {key: f[:, :, j + 1] for j, key in enumerate(plan.keys)}
+    d = GridFields(torch.as_tensor(points), f[:, :, 0], derivatives, problem.variables, plan.outputs)
+    r = torch.cat(list(equation_residuals(problem.pde(d), plan.equations, n).values()), dim=1)
+    if r.shape[1] != m:
+        raise ProblemError(f"{r.shape[1]} equation(s) for {m} output(s): the automatic steady reference needs one "
                            "equation per output")
-    return s, c.reshape(n, -1, m, len(keys))
+    c = []
+    for e in range(m):
+        (grad,) = torch.autograd.grad(r[:, e].sum(), f, retain_graph=True, allow_unused=True)
+        c.append(torch.zeros_like(f) if grad is None else grad)
+    return r.detach().numpy(), torch.stack(c, dim=1).detach().numpy()
 
 
 def dirichlet_values(problem, plan: SteadyPlan, grid: MaskedGrid) -> np.ndarray:
@@ -169,26 +158,36 @@ def dirichlet_values(problem, plan: SteadyPlan, grid: MaskedGrid) -> np.ndarray:
 
 
 def solve(problem, plan: SteadyPlan, n: int, width: int) -> tuple[MaskedGrid, np.ndarray]:
-    """The grid and the solution ``(M, m)`` at its nodes, with ``n`` intervals on the longest side."""
+    """The grid and the solution ``(M, m)`` at its nodes, with ``n`` intervals on the longest side:
+    Newton's method from zero inside, which for a linear residual ends after one step."""
     grid = MaskedGrid(problem.domain, n)
     size, m = len(grid.points), len(plan.outputs)
-    interior = np.flatnonzero(~grid.boundary)
-    boundary = np.flatnonzero(grid.boundary)
-    s, c = linear_coefficients(problem, plan, grid.points[interior])
+    interior, boundary = np.flatnonzero(~grid.boundary), np.flatnonzero(grid.boundary)
     matrices = [derivative_matrix(grid, plan.space, key, width)[interior] for key in ("",) + plan.keys]
-    rows = []
-    for e in range(m):
-        blocks = []
-        for o in range(m):
-            block = sum(sp.diags(c[:, e, o, k]) @ matrices[k] for k in range(len(matrices)))
-            blocks.append(block)
-        rows.append(blocks)
     selector = sp.identity(size, format="csr")[boundary]
-    rows += [[selector if o == p else sp.csr_matrix((len(boundary), size)) for p in range(m)] for o in range(m)]
-    system = sp.bmat(rows, format="csc")
-    rhs = np.concatenate([-s[:, e] for e in range(m)] + [dirichlet_values(problem, plan, grid)[:, o] for o in range(m)])
-    try:
-        solution = spla.splu(system).solve(rhs)
-    except RuntimeError as error:
-        raise ProblemError(f"the assembled system is singular ({error}); is the problem well posed?") from None
-    return grid, solution.reshape(m, size).T
+    fixed = [[selector if o == p else sp.csr_matrix((len(boundary), size)) for p in range(m)] for o in range(m)]
+    u = np.zeros((size, m))
+    u[boundary] = dirichlet_values(problem, plan, grid)
+    first = None
+    for number in range(NEWTON_STEPS):
+        fields = np.stack([np.stack([matrix @ u[:, o] for matrix in matrices], axis=1) for o in range(m)], axis=1)
+        r, c = linearization(problem, plan, grid.points[interior], fields)
+        size_r = float(np.abs(r).max())
+        first = size_r if first is None else first
+        if number > 0 and size_r <= NEWTON_TOLERANCE * max(first, 1e-300):
+            return grid, u
+        rows = [[sum(sp.diags(c[:, e, o, k]) @ matrices[k] for k in range(len(matrices))) for o in range(m)]
+                for e in range(m)]
+        system = sp.bmat(rows + fixed, format="csc")
+        rhs = np.concatenate([-r[:, e] for e in range(m)] + [np.zeros(len(boundary) * m)])
+        try:
+            step = spla.splu(system).solve(rhs)
+        except RuntimeError as error:
+            raise ProblemError(f"the assembled system is singular ({error}); is the problem well posed?") from None
+        u += step.reshape(m, size).T
+        if not np.isfinite(u).all():
+            break
+        if number > 0 and np.linalg.norm(step) <= 1e-12 * np.linalg.norm(u):  # stalled at round-off
+            return grid, u
+    raise ProblemError(f"Newton's method did not converge in {NEWTON_STEPS} steps from zero inside the domain; the "
+                       "steady problem may have no solution, or need a reference of its own")

@@ -151,13 +151,33 @@ def test_the_singular_l_shape_converges_under_refinement(tmp_path):
     assert 0.0737 < ref.values().max() < 4 * 0.0737
 
 
+def test_a_nonlinear_steady_problem_is_solved_by_newton_iterations(tmp_path):
+    def exact(d):
+        return torch.sin(math.pi * d["x"]) * torch.sin(math.pi * d["y"]) + d["x"] * d["y"]
+
+    def equation(d):
+        source = 2 * math.pi ** 2 * torch.sin(math.pi * d["x"]) * torch.sin(math.pi * d["y"]) + exact(d) ** 3
+        return -(d["u_xx"] + d["u_yy"]) + d["u"] ** 3 - source
+
+    problem = PDE(Box(x=(0.0, 1.0), y=(0.0, 1.0)), equation, [Dirichlet(lambda d: d["x"] * d["y"])], exact=exact)
+    ref = auto_reference(problem, cache_dir=tmp_path)
+    assert relative(ref.values(), exact_at(problem, ref)) < 1e-5
+
+
+def test_a_steady_problem_without_a_solution_is_refused_in_one_line(tmp_path):
+    # Bratu's problem on the unit square has no solution for lambda above about 6.8
+    bratu = PDE(Box(x=(0.0, 1.0), y=(0.0, 1.0)), lambda d: d["u_xx"] + d["u_yy"] + 10.0 * torch.exp(d["u"]),
+                [Dirichlet(0.0)], name="bratu")
+    with pytest.raises(ProblemError, match="Newton's method did not converge") as caught:
+        auto_reference(bratu, cache_dir=tmp_path)
+    assert "\n" not in str(caught.value)
+
+
 REFUSED = [
     (PDE(Box(x=(0.0, 1.0), t=(0.0, 1.0)), lambda d: d["u_t"] ** 2 - d["u_xx"],
          [InitialValue(0.0), Dirichlet(0.0)]), "not affine in u_t"),
     (PDE(Box(x=(0.0, 1.0), y=(0.0, 1.0), z=(0.0, 1.0)), lambda d: d["u_xx"] + 1.0, [Dirichlet(0.0)]),
      "3 space dimensions"),
-    (PDE(Box(x=(0.0, 1.0), y=(0.0, 1.0)), lambda d: d["u_xx"] + d["u_yy"] + d["u"] ** 3, [Dirichlet(0.0)]),
-     "not linear"),
     (PDE(Box(x=(0.0, 1.0), y=(0.0, 1.0)) - Disk((0.5, 0.5), 0.2), lambda d: d["u_xx"] + 1.0, [Dirichlet(0.0)]),
      "grid lines"),
     (PDE(Box(x=(0.0, 1.0), t=(0.0, 1.0)), lambda d: d["u_t"] - d["k"] * d["u_xx"],
