@@ -14,7 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
     for name in BENCHMARKS:
         module = importlib.import_module(f"pinn_lam.benchmarks.{name}")
-        bench = sub.add_parser(name.replace("_", "-"), help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP),
+        bench = sub.add_parser(name.replace("_", "-"), help=module.HELP,
+                               description=getattr(module, "DESCRIPTION", module.HELP),
                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         module.add_arguments(bench)
         bench.set_defaults(_bench=module.run)

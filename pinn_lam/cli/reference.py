@@ -87,8 +87,8 @@ def _agreement(problem, ref, resolution, cache_dir) -> list[str]:
     lines = []
     hand = problem.reference(resolution, cache_dir=cache_dir)
     if hand is not None:
-        lines.append(f"  agreement with the hand-written reference ({hand.method}): relative L2 {agreement(ref, hand):.2e} "
-              f"(its own estimated error {hand.error_estimate:.1e})")
+        lines.append(f"  agreement with the hand-written reference ({hand.method}): "
+                     f"relative L2 {agreement(ref, hand):.2e} (its own estimated error {hand.error_estimate:.1e})")
     if problem.has_exact:
         points = ref.points()
         exact = np.asarray(problem.exact_values(points)).reshape(np.asarray(ref.values()).shape)

@@ -90,7 +90,8 @@ def _evolution(problem, spec, space: str, time: str) -> EvolutionPlan:
                                    f"ends of {space}; the automatic reference takes Periodic({space!r})")
             periodic = True
         elif np.all(np.abs(t - t0) <= tol):
-            if any(time in k and k.strip(time) for k in read_keys) or len(read_outputs) != len(condition.outputs or [0]):
+            mixed = any(time in k and k.strip(time) for k in read_keys)
+            if mixed or len(read_outputs) != len(condition.outputs or [0]):
                 raise ProblemError(f"initial condition {name!r} reads {', '.join(spec.reads[name])}; the automatic "
                                    "reference takes initial values and rates of the outputs")
             if condition.target is not None and not read_keys:

@@ -278,4 +278,5 @@ class PDE(Problem):
             return load_reference(given, self.variables, self.outputs, self._keys)
         if callable(given):
             return tabulate(given, self.domain, self.outputs, method="reference function")
-        raise ProblemError(f"reference must be 'auto', a function, a Reference, a file path or None, got {type(given).__name__}")
+        raise ProblemError(f"reference must be 'auto', a function, a Reference, a file path or None, "
+                           f"got {type(given).__name__}")

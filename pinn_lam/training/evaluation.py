@@ -87,7 +87,8 @@ class Evaluation:
         if unknowns:
             metrics["unknowns"] = unknowns
         if self.reference is None:
-            metrics.update(rel_l2=None, reference=no_reference(self.problem), residual_rms=self.residual_rms())
+            metrics.update(rel_l2=None, reference=no_reference(self.problem),
+                           residual_rms=self.residual_rms())
             return metrics
         outputs = self.problem.outputs
         prediction = predict(model, self.points).reshape(len(self.points), -1)
