@@ -18,7 +18,9 @@ DESCRIPTION = (
     "Compute PROBLEM's SciPy finite-difference reference (or load it from the cache), draw it to "
     "PNG and PDF, and print how long it took and its estimated relative L2 error. With --table, "
     "print the Markdown table of every problem: equation, parameters, reference method, and the "
-    "reference error and time measured from scratch. Example: pinn-lam reference burgers --param nu=0.003/pi"
+    "reference error and time measured from scratch. With --auto, compute the automatic reference from the "
+    "problem's own residual instead and print its agreement with the hand-written one. "
+    "Example: pinn-lam reference burgers --param nu=0.003/pi"
 )
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fresh", action="store_true",
                         help="compute from scratch in a temporary cache (times the solver itself)")
     parser.add_argument("--no-plot", action="store_true", help="do not draw the figure")
+    parser.add_argument("--auto", action="store_true",
+                        help="compute the automatic finite-difference reference (from the problem's residual) and "
+                             "print its agreement with the hand-written one")
+    parser.add_argument("--target", type=float, default=1e-5, help="--auto: the error the refinement aims at")
+    parser.add_argument("--budget", type=float, default=30.0, help="--auto: seconds the refinement may take")
     parser.add_argument("--table", action="store_true",
                         help="print the Markdown table of all problems (computed from scratch) and exit")
 
@@ -49,8 +56,15 @@ def run(args: argparse.Namespace) -> int:
     problem = problems.get(args.problem, **dict(args.param))
     with tempfile.TemporaryDirectory() if args.fresh else contextlib.nullcontext() as temporary:
         start = time.perf_counter()
-        ref = problem.reference(args.resolution, cache_dir=temporary or args.cache_dir)
+        if args.auto:
+            from pinn_lam.pde.auto_reference import auto_reference
+
+            ref = auto_reference(problem, target=args.target, budget=args.budget,
+                                 cache_dir=temporary or args.cache_dir)
+        else:
+            ref = problem.reference(args.resolution, cache_dir=temporary or args.cache_dir)
         wall = time.perf_counter() - start
+        checks = _agreement(problem, ref, args.resolution, temporary or args.cache_dir) if args.auto else []
     source = "loaded from cache" if ref.info.get("cached") else "computed"
     print(f"{problem!r}: reference {source} in {wall:.3f} s (solver time {ref.seconds:.3f} s)")
     print(f"  method: {ref.method}")
@@ -59,10 +73,31 @@ def run(args: argparse.Namespace) -> int:
         print(f"  points: {len(ref.points())} ({', '.join(problem.variables)})")
     else:
         print(f"  grid: {' x '.join(str(len(g)) for g in ref.grid)} ({', '.join(problem.variables)})")
+    for line in checks:
+        print(line)
     if not args.no_plot:
         paths = draw(problem, ref, Path(args.output) / _stem(problem))
         print("  figure: " + ", ".join(str(p) for p in paths))
     return 0
+
+
+def _agreement(problem, ref, resolution, cache_dir) -> list[str]:
+    """Lines comparing the automatic reference with the problem's hand-written one and its exact solution."""
+    import numpy as np
+
+    from pinn_lam.pde.auto_reference import agreement
+
+    lines = []
+    hand = problem.reference(resolution, cache_dir=cache_dir)
+    if hand is not None:
+        lines.append(f"  agreement with the hand-written reference ({hand.method}): "
+                     f"relative L2 {agreement(ref, hand):.2e} (its own estimated error {hand.error_estimate:.1e})")
+    if problem.has_exact:
+        points = ref.points()
+        exact = np.asarray(problem.exact_values(points)).reshape(np.asarray(ref.values()).shape)
+        error = float(np.linalg.norm(ref.values() - exact) / np.linalg.norm(exact))
+        lines.append(f"  agreement with the exact solution: relative L2 {error:.2e}")
+    return lines
 
 
 def draw(problem, ref, stem: Path) -> list[Path]:

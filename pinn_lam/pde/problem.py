@@ -13,8 +13,10 @@ A problem says *what* is solved; *how* (network, points, optimizer, loop) lives 
   they are trained with the network and read as ``d["name"]``.
 * :meth:`Problem.exact` (optional): the exact solution from ``d`` (coordinates only).
 * :meth:`Problem.reference` (optional): a :class:`~pinn_lam.pde.reference.Reference` (the
-  library's problems solve their own with SciPy); by default the exact solution on a grid, or
-  ``None``, in which case a run reports residual-based metrics only.
+  library's problems solve their own with SciPy); by default the exact solution on a grid, else
+  the automatic finite-difference reference (:mod:`pinn_lam.pde.auto_reference`) where the
+  problem is in a supported class, else ``None``, in which case a run reports residual-based
+  metrics only.
 * :meth:`Problem.output_transform` (optional): a :class:`HardConstraint` that makes some
   conditions hold exactly.
 
@@ -113,9 +115,12 @@ class Problem:
 
     def reference(self, resolution: Any = None, *, cache_dir: str | None = None):
         """The reference solution, or ``None``: by default the exact solution on a grid over the
-        domain (where there is one)."""
+        domain (where there is one), else the automatic finite-difference reference
+        (:mod:`pinn_lam.pde.auto_reference`) where the problem is in a supported class."""
         if not self.has_exact:
-            return None
+            from pinn_lam.pde.auto_reference import default_reference
+
+            return default_reference(self, cache_dir=cache_dir)
         return tabulate(lambda p: self.exact_values(p), self.domain, self.outputs, method="exact solution",
                         error_estimate=0.0)
 
@@ -218,7 +223,8 @@ class PDE(Problem):
         conditions: :class:`~pinn_lam.pde.conditions.Condition` objects (``Dirichlet(...)``, ...).
         outputs: the output names (default ``("u",)``).
         exact: optional ``exact(d)`` -> the exact solution from the coordinates.
-        reference: optional: a function of an ``(N, d)`` array returning the values, a
+        reference: optional: ``"auto"`` (the automatic finite-difference reference, see
+            :mod:`pinn_lam.pde.auto_reference`), a function of an ``(N, d)`` array returning the values, a
             :class:`~pinn_lam.pde.reference.Reference` or ``PointReference``, or the path of a
             ``.mat``/``.npz``/``.dat`` file (with ``reference_keys`` naming its arrays).
         unknowns: ``{name: initial value}`` of trainable scalars (inverse problems).
@@ -265,6 +271,10 @@ class PDE(Problem):
 
     def reference(self, resolution: Any = None, *, cache_dir: str | None = None):
         given = self._reference
+        if isinstance(given, str) and given == "auto":
+            from pinn_lam.pde.auto_reference import auto_reference
+
+            return auto_reference(self, cache_dir=cache_dir)
         if given is None:
             return super().reference(resolution, cache_dir=cache_dir)
         if isinstance(given, (Reference, PointReference)):
@@ -273,4 +283,5 @@ class PDE(Problem):
             return load_reference(given, self.variables, self.outputs, self._keys)
         if callable(given):
             return tabulate(given, self.domain, self.outputs, method="reference function")
-        raise ProblemError(f"reference must be a function, a Reference, a file path or None, got {type(given).__name__}")
+        raise ProblemError(f"reference must be 'auto', a function, a Reference, a file path or None, "
+                           f"got {type(given).__name__}")

@@ -29,6 +29,15 @@ RESIDUAL_POINTS = 4096
 NO_REFERENCE = "none given: the problem has no reference solver, exact solution or data; errors are not measured"
 
 
+def no_reference(problem) -> str:
+    """What the metrics say when ``problem`` has no reference: :data:`NO_REFERENCE` and why
+    there is no automatic one."""
+    from pinn_lam.pde.auto_reference import unsupported_reason
+
+    reason = unsupported_reason(problem)
+    return NO_REFERENCE if reason is None else f"{NO_REFERENCE}; no automatic reference: {reason}"
+
+
 def reference_arrays(problem, reference) -> tuple[np.ndarray, np.ndarray]:
     """The reference's points ``(M, d)`` and values ``(M, m)``, checked against the problem."""
     points = np.asarray(reference.points(), dtype=np.float64)
@@ -82,7 +91,8 @@ class Evaluation:
                 metrics["unknown_errors"] = {name: abs(unknowns[name] / value - 1.0)
                                              for name, value in true.items() if name in unknowns and value}
         if self.reference is None:
-            metrics.update(rel_l2=None, reference=NO_REFERENCE, residual_rms=self.residual_rms())
+            metrics.update(rel_l2=None, reference=no_reference(self.problem),
+                           residual_rms=self.residual_rms())
             return metrics
         outputs = self.problem.outputs
         prediction = predict(model, self.points).reshape(len(self.points), -1)

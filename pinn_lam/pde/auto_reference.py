@@ -1,0 +1,302 @@
+r"""Automatic references: a SciPy finite-difference solution of any problem in a supported class.
+
+The problem's own residual, fed with finite-difference derivatives on a grid, defines the
+discrete problem (:mod:`pinn_lam.pde.auto_evolution`: the method of lines for evolution problems
+in one space variable; :mod:`pinn_lam.pde.auto_steady`: sparse linear systems for steady linear
+problems in one or two space variables; :mod:`pinn_lam.pde.auto_plan` says which problems these
+are). :func:`auto_reference` solves it on grids of :math:`n, 2n, 4n, \dots` intervals (and, in
+time, tolerances ``rtol`` divided by 4 per level) and estimates the error of level :math:`k` by
+its change from level :math:`k-1` on the common nodes,
+
+.. math::
+
+    \varepsilon_k = \frac{\|u_k - u_{k-1}\|_2}{\|u_k\|_2}, \qquad
+    \hat e_k = \begin{cases} \varepsilon_k/(\rho - 1) & \rho = \varepsilon_{k-1}/\varepsilon_k > 2,\\
+                              \varepsilon_k & \text{otherwise,} \end{cases}
+
+refining until :math:`\hat e_k` meets ``target`` or the next level would overrun ``budget``
+seconds (``Reference.info["stopped"]`` says which). Results are cached
+(:func:`pinn_lam.pde.cache.cached`), keyed by the problem's name and parameters, the source of its
+residual and a fingerprint of its equation and conditions evaluated at fixed points.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import time as clock
+from typing import Any
+
+import numpy as np
+import torch
+
+from pinn_lam.errors import ProblemError
+from pinn_lam.pde import auto_evolution, auto_steady
+from pinn_lam.pde.auto_evolution import EvolutionPlan, GridFields
+from pinn_lam.pde.auto_plan import plan as make_plan
+from pinn_lam.pde.cache import cached
+from pinn_lam.pde.fields import AutogradFields, Fields
+from pinn_lam.pde.reference import PointReference, Reference
+
+#: bump when the automatic solvers change, so old cache entries are not reused
+VERSION = "auto-1"
+#: the error the refinement aims at (relative L2) and the seconds it may take, by default
+TARGET, BUDGET = 1e-5, 30.0
+#: the largest estimated error with which a problem without a reference gets the automatic one
+DEFAULT_ACCEPTS = 1e-3
+#: stencil width (7 points: sixth order for first and second derivatives in the interior)
+WIDTH = 7
+#: first grid (intervals along space, or along the longest side) and the largest one tried
+START, LIMIT = {"evolution": 32, "steady": 16}, {"evolution": 8192, "steady": 1024}
+#: output times of an evolution reference, and at most this many space points in its grid
+TIMES, OUTPUT_POINTS = 101, 257
+
+
+def checked_plan(problem) -> EvolutionPlan | auto_steady.SteadyPlan:
+    """The plan of ``problem``, checked on a coarse grid: the evolution equation affine in its
+    highest time derivative, the steady one linear, its boundary on grid lines with Dirichlet
+    values everywhere (one-line :class:`ProblemError` otherwise)."""
+    plan = make_plan(problem)
+    if isinstance(plan, EvolutionPlan):
+        t0 = problem.domain.bounds[problem.variables.index(plan.time)][0]
+        coarse = auto_evolution.Semidiscrete(problem, plan, START["evolution"], WIDTH)
+        state = coarse.full(t0, auto_evolution.initial_state(coarse, _initial(problem, plan)))
+        auto_evolution.check_affine(coarse, state, t0)
+    else:
+        grid = auto_steady.MaskedGrid(problem.domain, START["steady"])
+        points = grid.points[~grid.boundary]
+        auto_steady.linearization(problem, plan, points, np.zeros((len(points), len(plan.outputs), len(plan.keys) + 1)))
+        auto_steady.dirichlet_values(problem, plan, grid)
+    return plan
+
+
+def unsupported_reason(problem) -> str | None:
+    """Why ``problem`` has no automatic reference (one line), or ``None`` if it has one."""
+    try:
+        checked_plan(problem)
+    except ProblemError as error:
+        return str(error)
+    except Exception as error:  # a user's function failing on grid fields: say so, in one line
+        return f"the automatic reference failed: {type(error).__name__}: {error}".splitlines()[0]
+    return None
+
+
+def default_reference(problem, cache_dir: str | None = None) -> Reference | PointReference | None:
+    """The automatic reference where ``problem`` is in a supported class and the estimate of
+    its error is at most :data:`DEFAULT_ACCEPTS`, else ``None`` (a run then says why, from
+    :func:`unsupported_reason`)."""
+    try:
+        reference = auto_reference(problem, cache_dir=cache_dir)
+    except Exception:  # a reference nobody asked for must never stop the run; unsupported_reason says why
+        return None
+    return reference if reference.error_estimate <= DEFAULT_ACCEPTS else None
+
+
+def auto_reference(problem, *, target: float = TARGET, budget: float = BUDGET, width: int = WIDTH,
+                   cache_dir: str | None = None) -> Reference | PointReference:
+    """The automatic reference of ``problem`` (one-line :class:`ProblemError` for a problem
+    outside the supported classes), from the cache or computed."""
+    if not (0 < target < 1) or not budget > 0:
+        raise ValueError(f"target must be in (0, 1) and budget > 0 seconds, got target={target}, budget={budget}")
+    plan = checked_plan(problem)
+    key = {"parameters": problem.parameters(), "problem": fingerprint(problem), "target": target, "budget": budget,
+           "width": width}
+    kind = "evolution" if isinstance(plan, EvolutionPlan) else "steady"
+    compute = (lambda: _evolution(problem, plan, target, budget, width)) if kind == "evolution" else \
+        (lambda: _steady(problem, plan, target, budget, width))
+    arrays, meta = cached(f"{problem.name}-auto", key, "auto", VERSION, compute, cache_dir)
+    info = {k: v for k, v in meta.items() if k not in ("error_estimate", "seconds", "method")}
+    common = {"error_estimate": meta["error_estimate"], "seconds": meta.get("seconds"), "method": meta["method"],
+              "info": info, "outputs": tuple(problem.outputs)}
+    m = len(problem.outputs)
+    if "scattered" in arrays:
+        return PointReference(arrays["scattered"], arrays["u"] if m > 1 else arrays["u"][:, 0], **common)
+    grid = tuple(arrays[f"grid_{i}"] for i in range(len(problem.variables)))
+    u = arrays["u"] if m > 1 else arrays["u"][..., 0]
+    return Reference(grid, u, interpolate=_interpolator(arrays, m), **common)
+
+
+def _source(problem) -> str:
+    function = getattr(problem, "_equation", None) or type(problem).pde
+    try:
+        return inspect.getsource(function)
+    except (OSError, TypeError):
+        return getattr(function, "__qualname__", repr(function))
+
+
+def fingerprint(problem) -> str:
+    """A hash of the residual's source and of the equation's and conditions' values for a fixed
+    smooth function at fixed points (it tells apart problems whose functions capture different values)."""
+    rng = np.random.default_rng(11)
+
+    def unit(n: int, k: int) -> np.ndarray:
+        return rng.random((n, k))
+
+    digest = hashlib.sha256(_source(problem).encode())
+
+    def smooth(points: np.ndarray, normals=None) -> AutogradFields:
+        x = torch.as_tensor(points, dtype=torch.float64).requires_grad_(True)
+        weights = torch.linspace(0.3, 1.1, x.shape[1] * len(problem.outputs), dtype=torch.float64)
+        values = torch.sin(x @ weights.reshape(x.shape[1], -1) + 0.2)
+        normal = None if normals is None else torch.as_tensor(normals, dtype=torch.float64)
+        return AutogradFields(x, values, problem.variables, problem.outputs, normal=normal, time=problem.domain.time)
+
+    def add(value) -> None:
+        parts = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
+        for part in parts:
+            digest.update(np.round(part.detach().numpy(), 12).tobytes())
+
+    add(problem.pde(smooth(problem.domain.sample(8, unit))))
+    for name, condition in problem.condition_map().items():
+        digest.update(name.encode())
+        points = condition.sample(problem.domain, 8, unit)[:8]
+        if condition.partner is None:
+            add(condition.residual(smooth(points, condition.normals(problem.domain, points))))
+    return digest.hexdigest()[:20]
+
+
+def agreement(reference, other) -> float:
+    """The relative L2 difference of ``reference`` (interpolated) from ``other`` at ``other``'s points."""
+    values = np.asarray(other.values(), dtype=np.float64).reshape(len(other.points()), -1)
+    mine = np.asarray(reference(other.points()), dtype=np.float64).reshape(values.shape)
+    return _change(mine, values)
+
+
+# -- evolution problems ------------------------------------------------------------------------
+def _initial(problem, plan: EvolutionPlan):
+    """``initial(output, condition, x)``: the node values a value or rate condition gives at t0."""
+    t0 = problem.domain.bounds[problem.variables.index(plan.time)][0]
+    conditions = problem.condition_map()
+
+    def initial(output: int, name: str, x: np.ndarray) -> np.ndarray:
+        columns = {plan.space: x, plan.time: np.full(len(x), t0)}
+        points = torch.as_tensor(np.column_stack([columns[v] for v in problem.variables]))
+        condition = conditions[name]
+        if condition.target is not None:
+            values = condition.target(Fields(points, problem.variables, (), time=plan.time))
+            values = torch.as_tensor(values).detach().numpy().reshape(len(x), -1)
+            return values[:, list(condition.outputs).index(plan.outputs[output])]
+        m, both = len(plan.outputs), points.repeat(2, 1)
+        rate = np.zeros((2 * len(x), m))
+        rate[len(x):, output] = 1.0
+        d = GridFields(both, torch.zeros(2 * len(x), m, dtype=torch.float64), {plan.time: torch.as_tensor(rate)},
+                       problem.variables, plan.outputs, time=plan.time)
+        r = condition.residual(d).detach().numpy()[:, 0]
+        return -r[:len(x)] / (r[len(x):] - r[:len(x)])
+
+    return initial
+
+
+def _change(fine: np.ndarray, coarse: np.ndarray) -> float:
+    return float(np.linalg.norm(fine - coarse) / max(np.linalg.norm(fine), 1e-300))
+
+
+def _estimate(changes: list[float]) -> float:
+    if len(changes) >= 2 and changes[-1] > 0 and changes[-2] / changes[-1] > 2:
+        return changes[-1] / (changes[-2] / changes[-1] - 1)
+    return changes[-1]
+
+
+def _refine(solve_level, restrict, target: float, budget: float, start: int, limit: int):
+    """Levels ``n = start, 2 start, ...`` until the estimate meets ``target``, the next level
+    would overrun ``budget`` seconds, or ``n`` would pass ``limit``; at least two levels.
+    ``solve_level(n, k, deadline)`` may raise ``RuntimeError`` (blown up, or past the deadline)."""
+    began = clock.perf_counter()
+    deadline = began + 2.0 * budget
+    n, level, previous, changes, best = start, 0, None, [], None
+    while True:
+        tick = clock.perf_counter()
+        try:
+            with np.errstate(all="ignore"):
+                result = solve_level(n, level, deadline)
+            failed = not np.isfinite(result[1]).all()
+        except RuntimeError:  # an unresolved grid may blow up: refine and start the comparison anew
+            result, failed = None, True
+        took = clock.perf_counter() - tick
+        out_of_room = clock.perf_counter() - began + 3.0 * took > budget or 2 * n > limit
+        if failed:
+            if best is not None and out_of_room:
+                return best[:4] + ("time budget spent",)
+            if out_of_room:
+                raise ProblemError(f"the automatic reference failed on {n} intervals and has no budget or grid left "
+                                   "to refine (an unresolved or unstable problem?)")
+            previous, changes = None, []
+        elif previous is not None:
+            changes.append(_change(restrict(result), previous[1]))
+            best = (result, n, _estimate(changes), list(changes))
+            if best[2] <= target:
+                return best + ("met the target",)
+            if clock.perf_counter() - began + 3.0 * took > budget:
+                return best + ("time budget spent",)
+            if 2 * n > limit:
+                return best + ("grid limit reached",)
+        previous = None if failed else (n, result[1])
+        n, level = 2 * n, level + 1
+
+
+def _evolution(problem, plan: EvolutionPlan, target: float, budget: float, width: int):
+    t0, t1 = problem.domain.bounds[problem.variables.index(plan.time)]
+    times = np.linspace(t0, t1, TIMES)
+    initial = _initial(problem, plan)
+    rtol0 = target / 100
+
+    def level(n: int, k: int, deadline: float):
+        return auto_evolution.solve(problem, plan, n, width, times, rtol0 / 4 ** k, initial, deadline)
+
+    (x, u), n, estimate, changes, stopped = _refine(level, lambda r: r[1][::2], target, budget,
+                                                    START["evolution"], LIMIT["evolution"])
+    if plan.periodic:
+        high = problem.domain.bounds[problem.variables.index(plan.space)][1]
+        x, u = np.r_[x, high], np.concatenate([u, u[:1]], axis=0)
+    stride = max(1, -(-(len(x) - 1) // (OUTPUT_POINTS - 1)))
+    method = (f"automatic method of lines: {width}-point FD{' periodic' if plan.periodic else ''}, {n} intervals "
+              f"in {plan.space}, BDF rtol={rtol0 / 4 ** round(np.log2(n / START['evolution'])):.1e}; {stopped}")
+    meta = {"error_estimate": estimate, "method": method, "error_kind": "change from the grid and tolerance before",
+            "stopped": stopped, "changes": changes, "intervals": n}
+    axes = [x[::stride], times] if plan.space == problem.variables[0] else [times, x[::stride]]
+    out = u[::stride] if plan.space == problem.variables[0] else np.swapaxes(u[::stride], 0, 1)
+    return {"grid_0": axes[0], "grid_1": axes[1], "u": out, "fine_x": x, "fine_t": times, "fine_u": u,
+            "space_first": np.array(plan.space == problem.variables[0])}, meta
+
+
+def _interpolator(arrays: dict[str, np.ndarray], m: int):
+    from scipy.interpolate import RectBivariateSpline
+
+    if "fine_u" not in arrays:
+        if len([k for k in arrays if k.startswith("grid_")]) != 2:
+            return None
+        grid, u = (arrays["grid_0"], arrays["grid_1"]), arrays["u"]
+        splines = [RectBivariateSpline(*grid, u[:, :, o], kx=5, ky=5, s=0) for o in range(m)]
+        return lambda points: _columns([s.ev(points[:, 0], points[:, 1]) for s in splines])
+    x, t, u = arrays["fine_x"], arrays["fine_t"], arrays["fine_u"]
+    splines = [RectBivariateSpline(x, t, u[:, :, o], kx=5, ky=5, s=0) for o in range(m)]
+    first, second = (0, 1) if bool(arrays["space_first"]) else (1, 0)
+
+    return lambda points: _columns([s.ev(points[:, first], points[:, second]) for s in splines])
+
+
+def _columns(values: list[np.ndarray]) -> np.ndarray:
+    return values[0] if len(values) == 1 else np.column_stack(values)
+
+
+# -- steady problems ---------------------------------------------------------------------------
+def _steady(problem, plan, target: float, budget: float, width: int):
+    def level(n: int, k: int, deadline: float):
+        return auto_steady.solve(problem, plan, n, width)
+
+    def restrict(result):
+        grid, u = result
+        keep = np.all([np.isin(np.round(grid.points[:, i] * 2 ** 40), np.round(a[::2] * 2 ** 40))
+                       for i, a in enumerate(grid.axes)], axis=0)
+        return u[keep]
+
+    (grid, u), n, estimate, changes, stopped = _refine(level, restrict, target, budget, START["steady"],
+                                                       LIMIT["steady"])
+    method = f"automatic sparse solve: {width}-point FD on {n} intervals, splu; {stopped}"
+    meta = {"error_estimate": estimate, "method": method, "error_kind": "change from the grid before",
+            "stopped": stopped, "changes": changes, "intervals": n}
+    if grid.inside.all():
+        shape = grid.shape + (u.shape[1],)
+        arrays: dict[str, Any] = {f"grid_{i}": a for i, a in enumerate(grid.axes)}
+        arrays["u"] = u.reshape(shape)
+        return arrays, meta
+    return {"scattered": grid.points, "u": u}, meta
