@@ -17,6 +17,7 @@ derivatives each term needs without the problem listing them.
 """
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping, Sequence
 
@@ -49,6 +50,13 @@ def parse_key(key: str, variables: Sequence[str], outputs: Sequence[str],
               unknowns: Sequence[str] = ()) -> tuple[str, str | int, str]:
     """What ``key`` names: ``("variable", column, "")``, ``("output", index, "")``,
     ``("derivative", index, directions)`` or ``("unknown", name, "")``."""
+    return _parse_key(key, tuple(variables), tuple(outputs), tuple(unknowns))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_key(key: str, variables: tuple[str, ...], outputs: tuple[str, ...],
+               unknowns: tuple[str, ...]) -> tuple[str, str | int, str]:
+    # cached: the loss reads the same few names every step
     if key in variables:
         return "variable", variables.index(key), ""
     if key in outputs:
@@ -80,7 +88,7 @@ class Fields(Mapping):
 
     def __getitem__(self, key: str) -> Tensor:
         if key not in self._cache:
-            kind, index, directions = parse_key(key, self.variables, self.outputs, tuple(self.unknowns))
+            kind, index, directions = _parse_key(key, self.variables, self.outputs, tuple(self.unknowns))
             if kind == "variable":
                 value = self.points[:, index:index + 1]
             elif kind == "unknown":
@@ -158,11 +166,17 @@ class TensorFields(Fields):
 
     def _compute(self, output: int, directions: str) -> Tensor:
         if not directions:
-            return self.values[:, output:output + 1]
+            return _column(self.values, output)
         if directions not in self.derivatives:
             raise KeyError(f"{self.outputs[output]}_{directions} was not computed; computed: "
                            f"{', '.join(sorted(self.derivatives)) or 'none'}")
-        return self.derivatives[directions][:, output:output + 1]
+        return _column(self.derivatives[directions], output)
+
+
+def _column(values: Tensor, index: int) -> Tensor:
+    """Column ``index`` of ``values`` as ``(N, 1)``: the tensor itself when it has one column (a
+    view costs a dispatch, and the loss reads these every step)."""
+    return values if values.shape[1] == 1 else values[:, index:index + 1]
 
 
 class RecordingFields(AutogradFields):

@@ -84,6 +84,7 @@ class PINNLoss:
                  spec: ProblemSpec | None = None) -> None:
         self.problem, self.model = problem, model
         self.spec = spec or describe(problem)
+        self._variables, self._time = tuple(problem.variables), problem.domain.time
         self._terms = loss_terms(problem, model, self.spec)
         self._conditions = {name: self.spec.conditions[name] for name in self._terms if name in self.spec.conditions}
         weights = dict(weights or {})
@@ -94,8 +95,18 @@ class PINNLoss:
             if not float(value) >= 0.0 or value == float("inf"):
                 raise ValueError(f"loss weight {name}={value!r} must be finite and non-negative")
         self.weights = {name: float(weights.get(name, 1.0)) for name in self._terms}
+        # what each term reads, found once: the derivatives' direction keys
+        self._keys = {name: self.spec.derivatives(name) for name in ("pde",) + tuple(self._conditions)}
         self.paths = self._choose_paths(fast)
         self.fast = self.paths["pde"] == "fast"
+        # value-only conditions on the fast path ride in the equations' pass
+        self._shared = [name for name in self._conditions
+                        if self.paths[name] == "fast" and self.spec.value_only(name)]
+        # the output columns a value condition is on (None: all of them, in order)
+        self._columns = {name: [problem.outputs.index(o) for o in condition.outputs]
+                         for name, condition in self._conditions.items()}
+        self._columns = {name: None if columns == list(range(len(problem.outputs))) else columns
+                         for name, columns in self._columns.items()}
         self.set_points(points)
 
     def _choose_paths(self, fast: bool | None) -> dict[str, str]:
@@ -103,7 +114,7 @@ class PINNLoss:
         module = None if fast is False else _fastpath()
 
         def supported(term: str) -> bool:
-            return module is not None and bool(module.supports(self.model, self.spec.derivatives(term)))
+            return module is not None and bool(module.supports(self.model, self._keys[term]))
 
         paths = {"pde": "fast" if supported("pde") else "autograd"}
         if fast is True and paths["pde"] != "fast":
@@ -175,7 +186,7 @@ class PINNLoss:
         """The fields of the equations at ``points`` (default: the collocation points)."""
         points = self.points["pde"] if points is None else points
         if self.fast:
-            return self._fast_fields(points, self.spec.derivatives("pde"))
+            return self._fast_fields(points, self._keys["pde"])
         return self._autograd_fields(points)
 
     def pde_residual(self, points: Tensor | None = None) -> Tensor:
@@ -193,7 +204,7 @@ class PINNLoss:
         points = self.points[name] if own else points
         normal, partner = self._context(name) if own else (None, None)
         if self.paths[name] == "fast":
-            keys = self.spec.derivatives(name)
+            keys = self._keys[name]
             stacked = points if partner is None else torch.cat((points, partner))
             fields = self._fast_fields(stacked, keys, normal if partner is None else None,
                                        plan=name if own else None)
@@ -208,13 +219,12 @@ class PINNLoss:
         """Every term's residual as ``(x, t)`` with residual ``x - t`` (``t`` may be ``None``):
         the equations and the value-only conditions in one pass."""
         problem, model, points = self.problem, self.model, self.points
-        shared = [name for name in self._conditions
-                  if self.paths[name] == "fast" and self.spec.value_only(name)]
+        shared = self._shared
         fast, plan = _fastpath(), self._plans.get("pde")
         parameter = next(model.parameters())
         if plan is None or plan.inputs.dtype != parameter.dtype or plan.inputs.device != parameter.device:
             plan = self._plans["pde"] = fast.prepare(model, points["pde"], problem.variables,
-                                                     self.spec.derivatives("pde"),
+                                                     self._keys["pde"],
                                                      values=[points[name] for name in shared])
             self._targets = None
         if self._targets is None:
@@ -226,17 +236,17 @@ class PINNLoss:
                         self._targets[name] = self._conditions[name].target(d).to(parameter.dtype).detach()
         values, derivatives, extra = fast.run(model, plan)
         unknowns = unknown_parameters(model)
-        d = TensorFields(points["pde"], values, derivatives, problem.variables, problem.outputs, unknowns,
-                         time=problem.domain.time)
+        d = TensorFields(points["pde"], values, derivatives, self._variables, problem.outputs, unknowns,
+                         time=self._time)
         residuals: dict[str, tuple[Tensor, Tensor | None]] = {
             name: (r, None) for name, r in equation_residuals(problem.pde(d), self.spec.equations,
                                                              len(points["pde"])).items()}
         for name, value in zip(shared, extra):
             condition = self._conditions[name]
             target = self._targets.get(name)
-            columns = [problem.outputs.index(o) for o in condition.outputs]
+            columns = self._columns[name]
             if target is not None and condition.outputs:
-                selected = value if columns == list(range(value.shape[1])) else value[:, columns]
+                selected = value if columns is None else value[:, columns]
                 residuals[name] = (selected, target)
             else:
                 e = TensorFields(points[name], value, {}, problem.variables, problem.outputs, unknowns,
