@@ -80,3 +80,15 @@ def warn_if_above(reference, target: float, advice: str):
         warnings.warn(f"the reference's estimated error {reference.error_estimate:.1e} is above {target:.0e} "
                       f"({reference.method}); {advice}", stacklevel=3)
     return reference
+
+
+def check_sine_modes(modes: Any) -> tuple[tuple[int, float], ...]:
+    """A non-empty sequence of ``(k, a_k)`` pairs: positive integer wave numbers, finite amplitudes."""
+    if not isinstance(modes, (list, tuple)) or len(modes) == 0:
+        raise ValueError(f"modes must be a non-empty sequence of (k, a_k) pairs, got {modes!r}")
+    checked = []
+    for mode in modes:
+        if not isinstance(mode, (list, tuple)) or len(mode) != 2:
+            raise ValueError(f"each mode must be a (k, a_k) pair, got {mode!r}")
+        checked.append((check_mode_number("k", mode[0]), check_amplitude("a_k", mode[1])))
+    return tuple(checked)

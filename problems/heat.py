@@ -29,7 +29,7 @@ from pinn_lam.pde.domains import Box
 from pinn_lam.pde.fields import Fields
 from pinn_lam.pde.problem import HardConstraint, Problem, Reference
 
-from problems._validate import check_amplitude, check_mode_number, check_positive, check_resolution, refined_intervals
+from problems._validate import check_positive, check_resolution, check_sine_modes, refined_intervals
 
 #: bump when the reference solver changes, so old cache entries are not reused
 VERSION = "cn-2"
@@ -46,14 +46,7 @@ class Heat(Problem):
 
     def __init__(self, alpha: float = 0.1, modes=((1, 1.0), (4, 0.5))) -> None:
         self.alpha = check_positive("alpha", alpha)
-        if not isinstance(modes, (list, tuple)) or len(modes) == 0:
-            raise ValueError(f"modes must be a non-empty sequence of (k, a_k) pairs, got {modes!r}")
-        checked = []
-        for mode in modes:
-            if not isinstance(mode, (list, tuple)) or len(mode) != 2:
-                raise ValueError(f"each mode must be a (k, a_k) pair, got {mode!r}")
-            checked.append((check_mode_number("k", mode[0]), check_amplitude("a_k", mode[1])))
-        self.modes = tuple(checked)
+        self.modes = check_sine_modes(modes)
 
     def parameters(self) -> dict[str, Any]:
         return {"alpha": self.alpha, "modes": [list(mode) for mode in self.modes]}
