@@ -95,3 +95,14 @@ def test_bad_parameters_raise_value_error(kwargs, message):
 def test_bad_resolution_raises_value_error(resolution, tmp_path):
     with pytest.raises(ValueError, match="resolution"):
         AllenCahn().reference(resolution, cache_dir=tmp_path)
+
+
+def test_the_residual_is_the_equation_written_out():
+    """pde(d) on u = x^2 t + 0.5 x: u_t = x^2, u_xx = 2 t, so r = x^2 - 1e-4 (2 t) + 5 (u^3 - u)."""
+    points = torch.rand(50, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2 - 1
+    points.requires_grad_(True)
+    x, t = points[:, :1], points[:, 1:]
+    u = x ** 2 * t + 0.5 * x
+    residual = AllenCahn().residual(points, u)
+    expected = x ** 2 - 1e-4 * 2 * t + 5 * (u ** 3 - u)
+    torch.testing.assert_close(residual, expected, rtol=1e-12, atol=1e-12)
