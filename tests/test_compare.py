@@ -259,3 +259,16 @@ def test_a_time_limited_comparison_stops_each_run_on_its_training_clock(plain):
             assert m["seconds"] - record["diagnostic_seconds"] <= record["train_seconds"] < m["seconds"]
             times = [row["time"] for row in record["history"]]
             assert times == sorted(times) and times[-1] <= record["train_seconds"] + 1e-3
+
+
+def test_a_warm_up_writes_nothing_into_a_runs_output_folder(tmp_path, monkeypatch):
+    """Workers warm up with the specs they will run; a spec's output folder belongs to its real run
+    (another worker may be running it and holding its lock)."""
+    from pinn_lam.studies import compare as compare_module
+
+    seen = []
+    monkeypatch.setattr("pinn_lam.training.solve.solve", lambda *args, **kwargs: seen.append(kwargs))
+    spec = RunSpec("heat", "lam", seed=0, iterations=3, case="solution-heat",
+                   solve_options=(("output_dir", str(tmp_path / "solve")), ("width", 4)))
+    compare_module.warm_up([spec])
+    assert len(seen) == 1 and "output_dir" not in seen[0] and seen[0]["width"] == 4 and seen[0]["iterations"] == 2

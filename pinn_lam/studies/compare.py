@@ -209,9 +209,11 @@ def warm_up(specs: Sequence[RunSpec]) -> None:
             continue
         seen.add(spec.label)
         optimizer, options = resolve_label(spec.label)
+        # untimed and unsaved: a warm-up never writes into (or locks) the folder of a real run
+        solve_options = {k: v for k, v in dict(spec.solve_options).items() if k not in ("output_dir", "overwrite")}
         try:
             solve(spec.problem, optimizer=optimizer, iterations=2, lr=spec.lr, seed=spec.seed, preset=spec.preset,
-                  params=dict(spec.params) or None, **dict(spec.solve_options), **options)
+                  params=dict(spec.params) or None, **solve_options, **options)
         except Exception:  # noqa: BLE001 - a warm-up must never stop the comparison; the run reports errors
             pass
 
