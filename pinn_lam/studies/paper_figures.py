@@ -12,10 +12,8 @@ What it makes (each figure as PNG and vector PDF):
   stiff suite (:mod:`pinn_lam.studies.suites`);
 * ``results.md``: the tables (problem, optimizer, error, time) and the machine.
 
-The budget (:class:`Budget`) is chosen so that the whole set takes about 25 minutes on a
-2-core CPU shared with other work (measured step times with one torch thread per worker:
-Burgers defaults 0.14 s, Burgers quick about 0.05 s, heat and Poisson about 0.03-0.05 s per
-iteration; the Burgers solution alone, 7000 iterations, is about 16 minutes of one core).
+The budget (:class:`Budget`) is chosen so that the whole set takes minutes on a 2-core CPU
+(under 5 on an idle one, several times longer on a busy one; docs/compare.md has the measurement).
 ``scale`` multiplies the comparison iteration counts (the solutions keep the defaults whose
 accuracy the README quotes); ``quick`` shrinks everything to a smoke test. Runs are stored under ``runs`` as they finish, so an interrupted call resumes.
 """
