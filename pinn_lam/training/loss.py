@@ -103,10 +103,9 @@ class PINNLoss:
         self._shared = [name for name in self._conditions
                         if self.paths[name] == "fast" and self.spec.value_only(name)]
         # the output columns a value condition is on (None: all of them, in order)
-        self._columns = {name: [problem.outputs.index(o) for o in condition.outputs]
+        self._columns = {name: None if condition.outputs == problem.outputs
+                         else [problem.outputs.index(o) for o in condition.outputs]
                          for name, condition in self._conditions.items()}
-        self._columns = {name: None if columns == list(range(len(problem.outputs))) else columns
-                         for name, columns in self._columns.items()}
         self.set_points(points)
 
     def _choose_paths(self, fast: bool | None) -> dict[str, str]:
@@ -175,12 +174,16 @@ class PINNLoss:
             values, d = fast.derivatives(self.model, points, self.problem.variables, keys)
         else:
             prepared = self._plans.get(plan)
-            parameter = next(self.model.parameters())
-            if prepared is None or prepared.inputs.dtype != parameter.dtype or prepared.inputs.device != parameter.device:
+            if self._stale(prepared):
                 prepared = self._plans[plan] = fast.prepare(self.model, points, self.problem.variables, keys)
             values, d, _ = fast.run(self.model, prepared)
         return TensorFields(points, values, d, self.problem.variables, self.problem.outputs,
                             unknown_parameters(self.model), normal=normal, time=self.problem.domain.time)
+
+    def _stale(self, plan) -> bool:
+        """Whether a fast-path plan is missing or was made for another dtype or device."""
+        parameter = next(self.model.parameters())
+        return plan is None or plan.inputs.dtype != parameter.dtype or plan.inputs.device != parameter.device
 
     def pde_fields(self, points: Tensor | None = None) -> Fields:
         """The fields of the equations at ``points`` (default: the collocation points)."""
@@ -222,7 +225,7 @@ class PINNLoss:
         shared = self._shared
         fast, plan = _fastpath(), self._plans.get("pde")
         parameter = next(model.parameters())
-        if plan is None or plan.inputs.dtype != parameter.dtype or plan.inputs.device != parameter.device:
+        if self._stale(plan):
             plan = self._plans["pde"] = fast.prepare(model, points["pde"], problem.variables,
                                                      self._keys["pde"],
                                                      values=[points[name] for name in shared])
