@@ -22,6 +22,30 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def default_threads(cores: int | None = None) -> int:
+    """PyTorch CPU threads for a run that owns its process: one core fewer than it may use, at least 1.
+
+    A training step of a small PINN is a few hundred short parallel regions, each ending at a
+    barrier that waits for its slowest thread. With as many threads as cores, any other runnable
+    process takes a core from one of them for a scheduler time slice, and every region waits
+    that long: beside one busy process a step took 6-15 times as long with two threads on two
+    cores, and at most 1.8 times with one (``pinn-lam bench busy``, ``docs/measurements/``).
+    Leaving one core to the rest of the machine keeps a run's speed when it is not alone, at a
+    small cost on an idle machine.
+    """
+    cores = usable_cores() if cores is None else int(cores)
+    return max(1, cores - 1)
+
+
+def use_default_threads() -> int:
+    """Set torch's intra-op threads to :func:`default_threads` and return the number set."""
+    import torch
+
+    threads = default_threads()
+    torch.set_num_threads(threads)
+    return threads
+
+
 #: glibc ``mallopt`` parameters (``malloc.h``)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 #: the largest mmap threshold glibc accepts on 64-bit systems (``DEFAULT_MMAP_THRESHOLD_MAX``)

@@ -99,3 +99,21 @@ def test_method_of_lines_matches_the_matrix_exponential():
 def test_bad_arguments_raise_value_error(call):
     with pytest.raises(ValueError):
         call()
+
+
+def test_centred_end_rows_keep_the_second_derivatives_eigenvalues_real_and_negative():
+    n = 64
+    x = np.linspace(0.0, 1.0, n + 1)
+    shifted = fd.difference_matrix(x, 2, 7).toarray()[1:-1, 1:-1]
+    centred = fd.difference_matrix(x, 2, 7, centred=True).toarray()[1:-1, 1:-1]
+    assert np.abs(np.linalg.eigvals(shifted).imag).max() > 100.0     # the wave equation's growing modes
+    eigenvalues = np.linalg.eigvals(centred)
+    assert np.abs(eigenvalues.imag).max() < 1e-6 and eigenvalues.real.max() < 0
+    assert np.sort(-eigenvalues.real)[0] == pytest.approx(np.pi ** 2, rel=1e-6)   # the lowest mode of -d2/dx2
+    # the rows are centred: the 3-point stencil next to each end, the 7-point one from the third node in
+    row1, row3 = fd.difference_matrix(x, 2, 7, centred=True).toarray()[[1, 3]]
+    assert np.nonzero(row1)[0].tolist() == [0, 1, 2]
+    assert np.allclose(row1[:3], np.array([1.0, -2.0, 1.0]) * n ** 2)
+    assert np.nonzero(row3)[0].tolist() == list(range(0, 7))
+    u = np.sin(np.pi * x)
+    assert np.abs((fd.difference_matrix(x, 2, 7, centred=True) @ u + np.pi ** 2 * u)[1:-1]).max() < 1e-3

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--problems", nargs="+", default=["burgers", "poisson", "heat"], help="problems to solve")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds")
     parser.add_argument("--quick", action="store_true", help="use the quick preset")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: pinn-lam's, as 'pinn-lam solve')")
     parser.add_argument("--output", default="runs/accuracy.json", help="JSON file of all runs' metrics")
     parser.add_argument("--runs", default=None, help="also keep each run's folder under this directory")
 
@@ -31,11 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from pinn_lam.machine import default_threads
     from pinn_lam.training.outputs import _machine
     from pinn_lam.training.solve import solve
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(default_threads() if args.threads is None else args.threads)
     preset = "quick" if args.quick else None
     bound, seconds = TARGETS[preset or "default"]
     machine = _machine()

@@ -43,9 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 2
-    from pinn_lam.machine import tune_malloc
+    from pinn_lam.machine import tune_malloc, use_default_threads
 
     tune_malloc()  # every command trains or times training steps: keep freed memory for reuse
+    if args.command != "bench":  # benchmarks state and set their own thread setups
+        use_default_threads()  # a --threads option overrides it in the command
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:

@@ -124,7 +124,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--eval-every", type=int, metavar="N", default=hide,
                      help=f"measure the error every N iterations ({_defaults('eval_every')})")
     run.add_argument("--threads", type=int, metavar="N", default=hide,
-                     help="CPU threads for PyTorch (default: PyTorch's choice; 1 is often faster on a busy machine)")
+                     help="CPU threads for PyTorch (default: one fewer than the cores, at least 1, which keeps a run fast "
+                          "when other processes share the machine)")
     run.add_argument("--no-progress", dest="progress", action="store_false", default=hide,
                      help="no progress bar")
     run.add_argument("--no-figure", dest="figure", action="store_false", default=hide,

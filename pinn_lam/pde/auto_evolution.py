@@ -112,7 +112,9 @@ class Semidiscrete:
         if plan.periodic:
             self.d = [periodic_difference_matrix(size, h, k, width) for k in range(1, needed + 1)]
         else:
-            self.d = [fd.difference_matrix(self.x, k, width) for k in range(1, needed + 1)]
+            # second order in time: centred rows up to the ends keep the scheme from growing (fd.difference_matrix)
+            centred = plan.time_order == 2
+            self.d = [fd.difference_matrix(self.x, k, width, centred=centred) for k in range(1, needed + 1)]
         self.size, self.m = size, len(plan.outputs)
         fixed = {(e.output, 0 if e.side == 0 else size - 1) for e in plan.ends}
         self.free = [np.array([i for i in range(size) if (o, i) not in fixed]) for o in range(self.m)]

@@ -11,8 +11,12 @@ its change from level :math:`k-1` on the common nodes,
 .. math::
 
     \varepsilon_k = \frac{\|u_k - u_{k-1}\|_2}{\|u_k\|_2}, \qquad
-    \hat e_k = \begin{cases} \varepsilon_k/(\rho - 1) & \rho = \varepsilon_{k-1}/\varepsilon_k > 2,\\
-                              \varepsilon_k & \text{otherwise,} \end{cases}
+    \hat e_k = \begin{cases} \varepsilon_k/(\rho_k - 1) & \rho_k = \varepsilon_{k-1}/\varepsilon_k > 2
+                              \text{ and } \tfrac12 < \rho_k/\rho_{k-1} < 2,\\
+                              \varepsilon_k & \text{otherwise}\end{cases}
+
+(the geometric tail is trusted only once two successive ratios agree: a convergence still
+speeding up, as in Allen-Cahn's pre-asymptotic levels, would otherwise be taken for a fast one),
 
 refining until :math:`\hat e_k` meets ``target`` or the next level would overrun ``budget``
 seconds (``Reference.info["stopped"]`` says which). Results are cached
@@ -38,7 +42,7 @@ from pinn_lam.pde.fields import AutogradFields, Fields
 from pinn_lam.pde.reference import PointReference, Reference
 
 #: bump when the automatic solvers change, so old cache entries are not reused
-VERSION = "auto-1"
+VERSION = "auto-2"
 #: the error the refinement aims at (relative L2) and the seconds it may take, by default
 TARGET, BUDGET = 1e-5, 30.0
 #: the largest estimated error with which a problem without a reference gets the automatic one
@@ -49,6 +53,8 @@ WIDTH = 7
 START, LIMIT = {"evolution": 32, "steady": 16}, {"evolution": 8192, "steady": 1024}
 #: output times of an evolution reference, and at most this many space points in its grid
 TIMES, OUTPUT_POINTS = 101, 257
+#: the most output times an evolution reference stores (doubling from TIMES while the spline in time needs it)
+MAX_TIMES = 1601
 
 
 def checked_plan(problem) -> EvolutionPlan | auto_steady.SteadyPlan:
@@ -191,8 +197,14 @@ def _change(fine: np.ndarray, coarse: np.ndarray) -> float:
 
 
 def _estimate(changes: list[float]) -> float:
+    """The error estimate of the finest level from the changes between levels (module docstring):
+    the geometric tail :math:`\varepsilon_k/(\rho - 1)` only where the last two ratios agree
+    within a factor of 2 (the convergence is in its asymptotic regime), else the change itself."""
     if len(changes) >= 2 and changes[-1] > 0 and changes[-2] / changes[-1] > 2:
-        return changes[-1] / (changes[-2] / changes[-1] - 1)
+        ratio = changes[-2] / changes[-1]
+        settled = len(changes) < 3 or changes[-2] <= 0 or 0.5 < ratio / (changes[-3] / changes[-2]) < 2
+        if settled:
+            return changes[-1] / (ratio - 1)
     return changes[-1]
 
 
@@ -203,6 +215,7 @@ def _refine(solve_level, restrict, target: float, budget: float, start: int, lim
     began = clock.perf_counter()
     deadline = began + 2.0 * budget
     n, level, previous, changes, best = start, 0, None, [], None
+    growth, took_before = 3.0, None  # how much longer the next level takes: at least 3x, else as observed
     while True:
         tick = clock.perf_counter()
         try:
@@ -212,7 +225,10 @@ def _refine(solve_level, restrict, target: float, budget: float, start: int, lim
         except RuntimeError:  # an unresolved grid may blow up: refine and start the comparison anew
             result, failed = None, True
         took = clock.perf_counter() - tick
-        out_of_room = clock.perf_counter() - began + 3.0 * took > budget or 2 * n > limit
+        if took_before is not None and took_before > 0.05:
+            growth = max(3.0, took / took_before)
+        took_before = took
+        out_of_room = clock.perf_counter() - began + growth * took > budget or 2 * n > limit
         if failed:
             if best is not None and out_of_room:
                 return best[:4] + ("time budget spent",)
@@ -225,7 +241,7 @@ def _refine(solve_level, restrict, target: float, budget: float, start: int, lim
             best = (result, n, _estimate(changes), list(changes))
             if best[2] <= target:
                 return best + ("met the target",)
-            if clock.perf_counter() - began + 3.0 * took > budget:
+            if clock.perf_counter() - began + growth * took > budget:
                 return best + ("time budget spent",)
             if 2 * n > limit:
                 return best + ("grid limit reached",)
@@ -242,8 +258,20 @@ def _evolution(problem, plan: EvolutionPlan, target: float, budget: float, width
     def level(n: int, k: int, deadline: float):
         return auto_evolution.solve(problem, plan, n, width, times, rtol0 / 4 ** k, initial, deadline)
 
+    began = clock.perf_counter()
     (x, u), n, estimate, changes, stopped = _refine(level, lambda r: r[1][::2], target, budget,
                                                     START["evolution"], LIMIT["evolution"])
+    # enough output times that the quintic spline in time keeps the estimate (an oscillating phase needs more)
+    in_time = _time_interpolation_error(times, u)
+    while in_time > target / 4 and len(times) < MAX_TIMES and clock.perf_counter() - began < budget:
+        times = np.linspace(t0, t1, 2 * len(times) - 1)
+        k = round(np.log2(n / START["evolution"]))
+        try:
+            x, u = auto_evolution.solve(problem, plan, n, width, times, rtol0 / 4 ** k, initial, began + 2.0 * budget)
+        except RuntimeError:
+            break
+        in_time = _time_interpolation_error(times, u)
+    estimate += in_time
     if plan.periodic:
         high = problem.domain.bounds[problem.variables.index(plan.space)][1]
         x, u = np.r_[x, high], np.concatenate([u, u[:1]], axis=0)
@@ -256,6 +284,18 @@ def _evolution(problem, plan: EvolutionPlan, target: float, budget: float, width
     out = u[::stride] if plan.space == problem.variables[0] else np.swapaxes(u[::stride], 0, 1)
     return {"grid_0": axes[0], "grid_1": axes[1], "u": out, "fine_x": x, "fine_t": times, "fine_u": u,
             "space_first": np.array(plan.space == problem.variables[0])}, meta
+
+
+def _time_interpolation_error(times: np.ndarray, u: np.ndarray) -> float:
+    """The relative L2 error of a quintic spline in time through ``u`` (``(x, t, m)``) at ``times``,
+    estimated from the spline through every other time at the others, divided by :math:`2^5`
+    (halving the spacing divides a quintic spline's error by about :math:`2^6`)."""
+    from scipy.interpolate import make_interp_spline
+
+    if len(times) < 13:
+        return 0.0
+    half = make_interp_spline(times[::2], u[:, ::2], k=5, axis=1)(times[1::2])
+    return float(np.linalg.norm(half - u[:, 1::2]) / max(np.linalg.norm(u[:, 1::2]), 1e-300)) / 2 ** 5
 
 
 def _interpolator(arrays: dict[str, np.ndarray], m: int):

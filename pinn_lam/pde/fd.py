@@ -66,11 +66,18 @@ def fornberg_weights(z: float, x: np.ndarray, m: int) -> np.ndarray:
     return c
 
 
-def difference_matrix(x: np.ndarray, derivative: int, width: int) -> sp.csr_matrix:
+def difference_matrix(x: np.ndarray, derivative: int, width: int, centred: bool = False) -> sp.csr_matrix:
     r"""The sparse ``(n, n)`` matrix of the ``derivative``-th derivative on the nodes ``x``.
 
     Each row uses ``width`` consecutive nodes (odd ``width``: centred in the interior, shifted
     inwards near the ends, so the matrix is banded with half-bandwidth ``width - 1`` at most).
+
+    ``centred=True`` keeps the interior rows centred near the ends instead, narrowing the stencil
+    to the ``2i + 1`` nodes that fit (never below ``derivative + 1`` points, where the shifted
+    stencil is used; the two end rows are always shifted). For a second derivative with fixed
+    ends this keeps the eigenvalues real and negative, which a time-reversible equation such as
+    the wave equation needs: the shifted high-order end rows give eigenvalues with large
+    imaginary parts, whose square roots grow without bound.
     """
     x = np.asarray(x, dtype=np.float64)
     n = len(x)
@@ -79,9 +86,13 @@ def difference_matrix(x: np.ndarray, derivative: int, width: int) -> sp.csr_matr
     half = width // 2
     rows, cols, vals = [], [], []
     for i in range(n):
-        start = min(max(i - half, 0), n - width)
-        stencil = np.arange(start, start + width)
-        rows.append(np.full(width, i))
+        reach = min(half, i, n - 1 - i)
+        if centred and 2 * reach + 1 >= derivative + 1 and 0 < i < n - 1:
+            stencil = np.arange(i - reach, i + reach + 1)
+        else:
+            start = min(max(i - half, 0), n - width)
+            stencil = np.arange(start, start + width)
+        rows.append(np.full(len(stencil), i))
         cols.append(stencil)
         vals.append(fornberg_weights(x[i], x[stencil], derivative)[:, derivative])
     return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))

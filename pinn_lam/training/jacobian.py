@@ -107,7 +107,7 @@ def _points(loss: PINNLoss, name: str) -> Tensor:
 
 
 def _scales(loss: PINNLoss, functions: dict[str, PointFunction], targets: dict[str, Tensor]) -> dict[str, float]:
-    """:math:`\sqrt{w_k/N_k}` with :math:`N_k` the number of entries of term k."""
+    r""":math:`\sqrt{w_k/N_k}` with :math:`N_k` the number of entries of term k."""
     theta = _parameters(loss)
     scales = {}
     for name in loss.terms():

@@ -122,6 +122,39 @@ def test_a_wave_equation_is_solved_as_a_first_order_system(tmp_path):
     assert relative(ref.values(), exact_at(wave, ref)) < 1e-5
 
 
+def test_the_benchmark_wave_with_a_fast_high_mode_stays_bounded_and_meets_its_target(tmp_path):
+    # c = 2 and sin(4 pi x): with shifted one-sided end rows this grew without bound (an error of 2e5)
+    wave = problems.get("wave")
+    ref = auto_reference(wave, cache_dir=tmp_path)
+    assert relative(ref.values(), exact_at(wave, ref)) < 1e-5
+    assert ref.error_estimate < 1e-5
+
+
+def test_the_estimate_trusts_a_geometric_tail_only_once_two_ratios_agree():
+    from pinn_lam.pde.auto_reference import _estimate
+
+    assert _estimate([1e-2, 1e-4, 1e-6]) == pytest.approx(1e-6 / 99)      # ratios 100 and 100
+    assert _estimate([1.2e-3, 3.8e-4, 3.8e-5]) == 3.8e-5                  # ratios 3.2 then 10: still speeding up
+    assert _estimate([1e-3, 4e-4]) == pytest.approx(4e-4 / 1.5)           # ratio 2.5 from two changes: trusted
+    assert _estimate([1e-3, 2.5e-4]) == pytest.approx(2.5e-4 / 3)
+    assert _estimate([1e-3, 8e-4]) == 8e-4                                # ratio below 2: the change itself
+
+
+def test_the_time_interpolation_error_matches_a_quintic_splines_error():
+    from scipy.interpolate import make_interp_spline
+
+    from pinn_lam.pde.auto_reference import _time_interpolation_error
+
+    t = np.linspace(0.0, 1.0, 101)
+    u = np.sin(40.0 * t)[None, :, None] * np.ones((3, 1, 1))
+    estimate = _time_interpolation_error(t, u)
+    fine = np.linspace(0.0, 1.0, 2001)
+    actual = np.linalg.norm(make_interp_spline(t, u[0, :, 0], k=5)(fine) - np.sin(40.0 * fine)) / np.linalg.norm(
+        np.sin(40.0 * fine))
+    assert actual / 4 < estimate < 4 * actual
+    assert _time_interpolation_error(t, np.ones((3, 101, 1)) * t[None, :, None]) < 1e-14   # a line is exact
+
+
 def test_poisson_on_the_square_agrees_with_its_exact_solution(tmp_path):
     poisson = problems.get("poisson")
     ref = auto_reference(poisson, cache_dir=tmp_path)
