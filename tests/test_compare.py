@@ -56,6 +56,9 @@ def test_plan_shares_runs_between_studies_and_diagnoses_first_seed_only():
     assert next(s for s in p.main if s.label == "lbfgs").lr is None
     timed = plan("heat", optimizers=("lam",), seeds=1, time_limit=30.0)
     assert timed.main[0].iterations is None and timed.main[0].hessian_times == (0.0, 10.0, 20.0)
+    # about 50 error evaluations per curve unless asked otherwise (the heat default would be every 250)
+    assert lam0.eval_every == 6 and timed.main[0].eval_every == 25
+    assert plan("heat", optimizers=("lam",), seeds=1, iterations=300, eval_every=7).main[0].eval_every == 7
 
 
 def test_key_depends_on_every_field():

@@ -58,7 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip the short untimed run per optimizer with which each worker starts "
                              "(the first timed run of a worker then pays one-off start-up costs)")
     parser.add_argument("--preset", help="training preset of every run (quick)")
-    parser.add_argument("--eval-every", type=int, help="iterations between error evaluations")
+    parser.add_argument("--eval-every", type=int,
+                        help="iterations between error evaluations (default: a 50th of the iterations)")
     parser.add_argument("--dtype", choices=("float32", "float64"), help="floating-point type of every run")
     parser.add_argument("--width", type=int, help="network width")
     parser.add_argument("--depth", type=int, help="network depth (hidden layers)")

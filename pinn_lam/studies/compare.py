@@ -336,6 +336,8 @@ def plan(problem: str, *, optimizers: Sequence[str] = ("lam", "adam", "rmsprop",
     that the learning-rate study reuses the main runs. With ``stiffness``, every run records the
     per-term gradient norms about 50 times, and the first seed of each main run also the
     Hessian's largest eigenvalue at ``hessian_points`` evenly spaced points plus the end (0: none).
+    ``eval_every`` (default: a 50th of the iterations, or every 25 under a time limit alone) sets
+    how often the error is measured, so that every error curve shows its course.
     """
     from pinn_lam.training import presets
     from pinn_lam.training.setup import make_problem
@@ -370,6 +372,8 @@ def plan(problem: str, *, optimizers: Sequence[str] = ("lam", "adam", "rmsprop",
             hessian_at = tuple(int(iterations * k / hessian_points) for k in range(hessian_points))
         else:
             hessian_times = tuple(time_limit * k / hessian_points for k in range(hessian_points))
+    if eval_every is None:  # about 50 points on every error curve (the problem's default may be every 250)
+        eval_every = max(1, iterations // 50) if iterations is not None else 25
     common = dict(problem=problem, iterations=iterations, time_limit=time_limit, case=case or problem,
                   params=tuple(sorted((params or {}).items())), preset=preset, eval_every=eval_every,
                   stiffness_every=every, solve_options=tuple(sorted((solve_options or {}).items())))
