@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from pinn_lam import solve
 from problems import BurgersInverse
 
 
@@ -65,3 +66,15 @@ def test_bad_parameters_raise_value_error(kwargs, message):
 def test_too_many_observations_for_the_grid_raise_value_error():
     with pytest.raises(ValueError, match="observations must be at most 25600"):
         BurgersInverse(observations=30000).observed()
+
+
+def test_a_small_run_recovers_both_coefficients():
+    # the smooth case (nu = 0.1/pi), 1000 clean observations, a small network: LAM then 60 LM steps
+    result = solve("burgers-inverse", optimizer="lam+lm", iterations=[200, 60], width=16, depth=3,
+                   n_collocation=1024, params={"nu": 0.1 / math.pi, "observations": 1000}, seed=0,
+                   figure=False, device="cpu")
+    found, errors = result.metrics["unknowns"], result.metrics["unknown_errors"]
+    assert found["lambda1"] == pytest.approx(1.0, rel=5e-3)
+    assert found["lambda2"] == pytest.approx(0.1 / math.pi, rel=5e-3)
+    assert errors["lambda1"] == pytest.approx(abs(found["lambda1"] - 1.0), abs=1e-12)
+    assert errors["lambda2"] == pytest.approx(abs(found["lambda2"] * math.pi / 0.1 - 1.0), rel=1e-9)
