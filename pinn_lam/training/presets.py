@@ -1,5 +1,6 @@
 """Per-problem training defaults, the ``"quick"`` preset for demos and smoke tests, and the
-``"sprint"`` preset for the shortest time to a relative error of 1e-3.
+``"sprint"`` preset for the shortest time to a relative error of 1e-3, and the ``"accurate"``
+preset for the lowest error (LAM, then Levenberg-Marquardt on a small float64 network).
 
 Every option of :func:`pinn_lam.training.solve.solve` left at ``None`` takes its value from
 :func:`resolve`: first the problem's defaults (:data:`DEFAULTS` merged with the problem's own
@@ -47,6 +48,10 @@ PRESETS: dict[str, dict[str, Any]] = {
               "eval_every": 50, "checkpoint_every": 200, "time_limit": 300.0},
     # float32 halves the cost of an iteration; no time limit (an iteration budget only)
     "sprint": {"dtype": "float32", "eval_every": 50, "checkpoint_every": 1000},
+    # the lowest error: LAM to a basin, then Levenberg-Marquardt on a small float64 network
+    # (its cost per step grows with the parameters squared); see docs/optimizers.md
+    "accurate": {"optimizer": "lam+lm", "iterations": [300, 1500], "width": 20, "depth": 3, "n_collocation": 2048,
+                 "dtype": "float64", "eval_every": 50, "checkpoint_every": 100},
 }
 
 def resolve(problem, preset: str | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
