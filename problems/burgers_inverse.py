@@ -44,7 +44,9 @@ class BurgersInverse(Problem):
     equation = "u_t + lambda1 u u_x - lambda2 u_xx = 0, x in [-1,1], t in [0,1], lambda1, lambda2 from 2000 observations"
     domain = Box(x=(-1.0, 1.0), t=(0.0, 1.0))
     unknowns = {"lambda1": 0.0, "lambda2": 0.0}
-    defaults = {"iterations": [1000, 5000], "width": 20, "depth": 8, "n_collocation": 4096}
+    # LAM, then Levenberg-Marquardt: 1000 + 120 steps on 20x6 with 4096 points reached a field error
+    # of 7.6e-5 on seed 0 in 352 s under load; this is that recipe at half the points and 2/3 the LM steps
+    defaults = {"optimizer": "lam+lm", "iterations": [1000, 80], "width": 20, "depth": 6, "n_collocation": 2048}
     presets = {"quick": {"iterations": [300, 700], "n_collocation": 2048, "width": 20, "depth": 4}}
     table_parameters = ({}, {"noise": 0.01})
 
