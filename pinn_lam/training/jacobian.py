@@ -15,8 +15,10 @@ backward passes of a row-by-row autograd Jacobian (:func:`pinn_lam.optim.lm.auto
 The matrix-free products are :func:`torch.func.jvp` (:math:`Jv`, forward over reverse) and
 :func:`torch.func.vjp` (:math:`J^\top u`) of the same function of :math:`\theta`.
 
-Conditions must be value conditions (Dirichlet, initial values, data): the Jacobian of a
-condition on derivatives, normals or partner points is not built here.
+Conditions may read derivatives (nested ``grad`` as for the equations), outward normals and
+partner points (periodic conditions): a point's normal or partner travels in the per-point
+``extra`` argument that a value condition uses for its precomputed target, and a periodic
+residual reads the fields at the point and at its partner.
 """
 from __future__ import annotations
 
@@ -42,9 +44,10 @@ class _PointFields(Fields):
     derivative is a nested :func:`torch.func.grad` with respect to the point."""
 
     def __init__(self, value: Callable[[dict[str, Tensor], Tensor], Tensor], theta: dict[str, Tensor], x: Tensor,
-                 problem) -> None:
+                 problem, normal: Tensor | None = None) -> None:
         unknowns = {name: theta[f"unknowns.{name}"] for name in problem.unknowns}
-        super().__init__(x.unsqueeze(0), problem.variables, problem.outputs, unknowns, time=problem.domain.time)
+        super().__init__(x.unsqueeze(0), problem.variables, problem.outputs, unknowns, time=problem.domain.time,
+                         normal=None if normal is None else normal.unsqueeze(0))
         self._value, self._theta, self._x = value, theta, x
 
     def _compute(self, output: int, directions: str) -> Tensor:
@@ -76,10 +79,13 @@ def _point_functions(loss: PINNLoss) -> dict[str, PointFunction]:
         if name in functions:
             continue
         condition = spec.conditions[name]
-        if not spec.value_only(name):
-            raise ValueError(f"condition {name!r} reads derivatives, normals or a partner point; the torch.func "
-                             "Jacobian supports value conditions (Dirichlet, initial values, data) only")
-        if name in spec.fixed_targets:
+        if condition.partner is not None:   # extra: the partner point
+            functions[name] = lambda theta, x, partner, condition=condition: condition.residual(
+                _PointFields(value, theta, x, problem), _PointFields(value, theta, partner, problem)).reshape(-1)
+        elif "normal" in spec.reads[name]:  # extra: the outward normal
+            functions[name] = lambda theta, x, normal, condition=condition: condition.residual(
+                _PointFields(value, theta, x, problem, normal)).reshape(-1)
+        elif name in spec.fixed_targets:    # extra: the precomputed target
             columns = [problem.outputs.index(o) for o in condition.outputs]
             functions[name] = lambda theta, x, target, columns=columns: value(theta, x)[columns] - target
         else:
@@ -89,12 +95,21 @@ def _point_functions(loss: PINNLoss) -> dict[str, PointFunction]:
 
 
 def _targets(loss: PINNLoss) -> dict[str, Tensor]:
-    """Each term's per-point targets: a value condition's precomputed target, zeros otherwise."""
+    """Each term's per-point extra argument: a periodic condition's partner points, a normal-reading
+    condition's normals, a value condition's precomputed target, zeros otherwise."""
     problem, spec = loss.problem, loss.spec
     targets = {}
     for name in loss.terms():
         points = loss.points["pde" if name in spec.equations else name]
-        if name in spec.fixed_targets:
+        if name in spec.equations:
+            targets[name] = torch.zeros(points.shape[0], 1, dtype=points.dtype, device=points.device)
+            continue
+        normals, partner = loss._context(name)
+        if spec.conditions[name].partner is not None:
+            targets[name] = partner
+        elif "normal" in spec.reads[name]:
+            targets[name] = normals
+        elif name in spec.fixed_targets:
             with torch.no_grad():
                 targets[name] = spec.conditions[name].target(problem.fields(points)).to(points)
         else:
