@@ -3,7 +3,8 @@
 A *scheduler string* names the place:
 
 * ``None`` (the default): a ``concurrent.futures.ProcessPoolExecutor`` of ``spawn`` processes on
-  this machine that die with their parent (:mod:`pinn_lam.studies.workers`);
+  this machine that die with their parent (:mod:`pinn_lam.studies.workers`), or, for one worker,
+  this process itself (each run done at submission);
 * ``"local:N"``: a ``dask.distributed.LocalCluster`` of ``N`` worker processes on this machine
   (loopback only), started and stopped with the executor;
 * ``"tcp://HOST:PORT"`` (or ``tls://``): a running ``dask.distributed`` scheduler, whose workers
@@ -138,12 +139,18 @@ class RunExecutor:
     ``lost_worker(error)`` tells a run that lost its worker too often from one that raised.
     """
 
-    def __init__(self, kind: str, submit: Callable[..., Future], cancel: Callable[[], None]) -> None:
-        self.kind, self._submit, self._cancel = kind, submit, cancel
+    def __init__(self, kind: str, submit: Callable[..., Future], cancel: Callable[[], None],
+                 capacity: Callable[[], int]) -> None:
+        self.kind, self._submit, self._cancel, self._capacity = kind, submit, cancel, capacity
 
     @property
     def writes_results(self) -> bool:
-        return self.kind == "processes"
+        return self.kind in ("processes", "inline")
+
+    @property
+    def capacity(self) -> int:
+        """How many runs execute at once (for a cluster: its workers' threads at this moment, at least 1)."""
+        return max(1, int(self._capacity()))
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         return self._submit(fn, *args)
@@ -153,7 +160,7 @@ class RunExecutor:
         self._cancel()
 
     def lost_worker(self, error: BaseException) -> bool:
-        if self.kind == "processes":
+        if self.kind in ("processes", "inline"):
             return False
         from distributed import KilledWorker
 
@@ -167,19 +174,27 @@ def open_executor(scheduler: str | None = None, *, workers: int = 1, threads: in
 
     Args:
         scheduler: ``None``, ``"local:N"`` or ``"tcp://HOST:PORT"``.
-        workers: local pool processes (``scheduler=None`` only).
-        threads: torch threads of every run (``None``: cores // runs at once on its machine).
+        workers: local pool processes (``scheduler=None`` only; 1: this process).
+        threads: torch threads of every run (``None``: cores // runs at once on its machine; in
+            this process, its own setting).
         prepare: picklable, run once in each worker process before its first run (e.g. a warm-up).
     """
     kind, where = parse_scheduler(scheduler)
+    if kind == "processes" and workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers}")
+    if kind == "processes" and workers == 1:
+        if threads is not None:
+            set_threads(threads)
+        if prepare is not None:
+            prepare()
+        yield RunExecutor("inline", _run_now, lambda: None, lambda: 1)
+        return
     if kind == "processes":
-        if workers < 1:
-            raise ValueError(f"workers must be a positive integer, got {workers}")
         per_run = threads if threads is not None else max(1, usable_cores() // workers)
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_init_process,
                                    initargs=(per_run, prepare, os.getpid()))
         try:
-            yield RunExecutor(kind, pool.submit, lambda: pool.shutdown(wait=False, cancel_futures=True))
+            yield RunExecutor(kind, pool.submit, lambda: pool.shutdown(wait=False, cancel_futures=True), lambda: workers)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         return
@@ -208,9 +223,21 @@ def open_executor(scheduler: str | None = None, *, workers: int = 1, threads: in
             client.cancel([f for f in futures if not f.done()])
 
         try:
-            yield RunExecutor(kind, submit, cancel)
+            yield RunExecutor(kind, submit, cancel,
+                              lambda: sum(runs_on_host(client.scheduler_info().get("workers", {})).values()))
         finally:
             cancel()
+
+
+def _run_now(fn: Callable[..., Any], *args: Any) -> Future:
+    """``fn(*args)`` in this process, as a finished future (its exception included)."""
+    future: Future = Future()
+    future.set_running_or_notify_cancel()
+    try:
+        future.set_result(fn(*args))
+    except Exception as error:  # noqa: BLE001 - handed to whoever waits on the future
+        future.set_exception(error)
+    return future
 
 
 def _as_concurrent(future: Any) -> Future:
