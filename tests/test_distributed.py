@@ -22,8 +22,9 @@ from pinn_lam.training.distributed import DataParallel, block, check_phases
 from pinn_lam.training.solve import solve
 
 ROOT = Path(__file__).resolve().parents[1]
-# odd point counts: the ranks' blocks differ in size, so only the count-weighted mean is the one-process loss
-RUN = dict(width=10, depth=2, n_collocation=129, n_boundary=17, eval_every=10, figure=False,
+# odd point counts (65 + 64 collocation points, 9 + 8 of each condition): the ranks' blocks differ
+# in size, so only the count-weighted mean of their losses is the one-process loss
+RUN = dict(width=10, depth=2, n_collocation=129, n_boundary=17, hard_constraints=False, eval_every=10, figure=False,
            reference_resolution=(32, 32), device="cpu", dtype="float64", params={"modes": [[1, 1.0]]},
            optimizer="lam+lbfgs", iterations=[30, 40], lr=1e-2, seed=3, checkpoint_every=10,
            resample_every=7, adaptive_every=10, adaptive_pool=512)
@@ -148,14 +149,18 @@ def test_two_processes_train_on_the_points_of_one_and_end_at_its_error(two_proce
             for name, value in points.items():
                 assert torch.equal(seen["global"][name], value), (iteration, rank, name)
                 assert torch.equal(seen["local"][name], value[block(len(value), rank, 2)]), (iteration, rank, name)
-    assert len(ranks[0]["seen"][1]["local"]["pde"]) == 65 and len(ranks[1]["seen"][1]["local"]["pde"]) == 64
+    assert [len(ranks[rank]["seen"][1]["local"]["bc"]) for rank in (0, 1)] == [9, 8]
     # the first loss is a sum in another order; 70 steps of LAM and L-BFGS keep float64 rounding small
-    assert history[0]["loss"] == pytest.approx(single.history[0]["loss"], rel=1e-14)
+    assert [k for k in history[0] if k.startswith("loss")] == ["loss", "loss_pde", "loss_ic", "loss_bc"]
+    for key in ("loss", "loss_pde", "loss_ic", "loss_bc"):
+        assert history[0][key] == pytest.approx(single.history[0][key], rel=1e-14), key
+    assert len(history) == len(single.history)
     for mine, theirs in zip(history, single.history):
-        assert mine["loss"] == pytest.approx(theirs["loss"], rel=1e-8), mine["iteration"]
+        for key in ("loss", "loss_pde", "loss_ic", "loss_bc"):
+            assert mine[key] == pytest.approx(theirs[key], rel=1e-8), (mine["iteration"], key)
     assert metrics["iterations"] == single.metrics["iterations"] == 70 and metrics["processes"] == 2
     assert metrics["rel_l2"] == pytest.approx(single.metrics["rel_l2"], rel=1e-8)
-    assert single.metrics["rel_l2"] < 0.02 and metrics["adaptive_redraws"] == 6
+    assert single.metrics["rel_l2"] < 0.05 and metrics["adaptive_redraws"] == 6
     assert ranks[1]["full"][0]["rel_l2"] == metrics["rel_l2"]  # both ranks hold the same network
     # rank 0 alone writes
     assert sorted(p.name for p in (folder / "full").iterdir()) == ["checkpoint.pt", "history.csv", "metrics.json"]
