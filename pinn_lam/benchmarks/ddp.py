@@ -6,7 +6,8 @@ in the command's own), builds the run as ``solve`` does (the problem's network, 
 ``--iterations`` of LAM after ``--warmup`` untimed ones; no evaluation, no checkpoints) and
 times the iterations after the warm-up on rank 0, whose clock waits for the slowest rank at the
 end of every step. Every process uses ``--threads`` threads (1 by default: on a shared machine
-the processes then compete for cores, not for threads). On the CPU the ranks talk through gloo
+the processes then compete for cores, not for threads) and keeps freed memory for reuse
+(:func:`pinn_lam.machine.tune_malloc`, as the command line does). On the CPU the ranks talk through gloo
 on loopback; with ``--device cuda`` through NCCL, rank ``r`` on GPU ``r`` (at most one process
 per GPU). The table also shows the loss after the timed iterations: the runs train on the same
 points, so it agrees across the numbers of processes to float64 rounding.
@@ -76,6 +77,9 @@ def measure_one(rank: int, processes: int, port: int, problem: str, config: dict
     from pinn_lam.training.setup import build, make_problem
     from pinn_lam.training.trainer import Trainer
 
+    from pinn_lam.machine import tune_malloc
+
+    tune_malloc()  # as in the command's own process (a spawned process starts with glibc's defaults)
     torch.set_num_threads(threads)
     device = torch.device(config["device"])
     data_parallel = None
