@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("problem", help="a library problem (see 'pinn-lam list') or path/to/script.py:NAME")
     parser.add_argument("--optimizer", default="lam", help="optimizer whose settings are searched (lam, adam, ...)")
     parser.add_argument("--search", default="lr", metavar="NAME,NAME,...",
-                        help=f"what to search, always with lr: {', '.join(SPACE)} (default ranges, log scale: {ranges})")
+                        help=f"what to search, always with lr: {', '.join(SPACE)} "
+                             f"(default ranges, log scale: {ranges})")
     parser.add_argument("--range", action="append", metavar="NAME=LOW,HIGH",
                         help="search range of one searched setting, repeatable, e.g. --range lr=1e-4,1e-2")
     parser.add_argument("--trials", type=int, default=20, help="finished trials the study should hold")

@@ -271,7 +271,8 @@ def run_comparison(specs: Iterable[RunSpec], output_dir: str | Path, *, workers:
     elif todo:
         from pinn_lam.studies.executors import open_executor
 
-        with open_executor(scheduler, workers=workers, prepare=functools.partial(warm_up, warm) if warm else None) as pool:
+        prepare = functools.partial(warm_up, warm) if warm else None
+        with open_executor(scheduler, workers=workers, prepare=prepare) as pool:
             if pool.writes_results:
                 futures = {pool.submit(run_and_keep, run, spec, result_path(output_dir, spec), write_json_atomic): spec
                            for spec in todo}

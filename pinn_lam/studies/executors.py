@@ -194,7 +194,8 @@ def open_executor(scheduler: str | None = None, *, workers: int = 1, threads: in
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_init_process,
                                    initargs=(per_run, prepare, os.getpid()))
         try:
-            yield RunExecutor(kind, pool.submit, lambda: pool.shutdown(wait=False, cancel_futures=True), lambda: workers)
+            yield RunExecutor(kind, pool.submit, lambda: pool.shutdown(wait=False, cancel_futures=True),
+                              lambda: workers)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         return
@@ -209,7 +210,7 @@ def open_executor(scheduler: str | None = None, *, workers: int = 1, threads: in
             client = stack.enter_context(distributed.Client(cluster))
         else:
             client = stack.enter_context(distributed.Client(where, timeout="30s"))
-        per_host = runs_on_host(client.scheduler_info().get("workers", {}))
+        per_host = runs_on_host(_workers(client))
         token = uuid.uuid4().hex
         futures: list[Any] = []
 
@@ -224,9 +225,18 @@ def open_executor(scheduler: str | None = None, *, workers: int = 1, threads: in
 
         try:
             yield RunExecutor(kind, submit, cancel,
-                              lambda: sum(runs_on_host(client.scheduler_info().get("workers", {})).values()))
+                              lambda: sum(runs_on_host(_workers(client)).values()))
         finally:
             cancel()
+
+
+def _workers(client: Any) -> dict[str, dict[str, Any]]:
+    """Every worker of ``client``'s cluster: address -> its information (host, nthreads, ...)."""
+    try:
+        info = client.scheduler_info(n_workers=-1)  # -1: all of them, not the first few
+    except TypeError:  # a Dask without the argument returns them all
+        info = client.scheduler_info()
+    return dict(info.get("workers", {}))
 
 
 def _run_now(fn: Callable[..., Any], *args: Any) -> Future:

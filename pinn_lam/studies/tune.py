@@ -179,7 +179,8 @@ def run_trial(task: TrialTask) -> dict[str, Any]:
         return {**record, "status": "pruned", "value": reported["value"]}
     value = metrics.get("rel_l2")
     if value is None or not math.isfinite(value):
-        return {**record, "status": "failed", "error": f"no finite error against a reference ({metrics.get('reference')})"}
+        reason = f"no finite error against a reference ({metrics.get('reference')})"
+        return {**record, "status": "failed", "error": reason}
     return {**record, "value": float(value)}
 
 
