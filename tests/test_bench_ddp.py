@@ -15,10 +15,11 @@ def test_one_and_two_processes_are_timed_and_reach_the_same_loss(capsys):
     finally:
         torch.set_num_threads(threads)
     assert [(row["points"], row["processes"]) for row in rows] == [(257, 1), (257, 2)]
-    assert all(row["seconds_per_iteration"] > 0 and row["fast_path"] for row in rows)
+    assert all(row["seconds_per_iteration"] > 0 and row["cpu_seconds_per_iteration"] > 0 and row["fast_path"]
+               for row in rows)
     assert rows[1]["loss"] == pytest.approx(rows[0]["loss"], rel=1e-10)
     lines = ddp.table(rows).splitlines()
-    assert lines[0].split() == ["points", "processes", "ms/iteration", "speed-up", "loss"]
+    assert lines[0].split() == ["points", "processes", "ms/iteration", "speed-up", "CPU", "ms/iteration", "loss"]
     assert lines[1].split()[:4] == ["257", "1", lines[1].split()[2], "1.00"] and len(lines) == 3
 
 

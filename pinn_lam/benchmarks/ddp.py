@@ -10,7 +10,9 @@ the processes then compete for cores, not for threads) and keeps freed memory fo
 (:func:`pinn_lam.machine.tune_malloc`, as the command line does). On the CPU the ranks talk through gloo
 on loopback; with ``--device cuda`` through NCCL, rank ``r`` on GPU ``r`` (at most one process
 per GPU). The table also shows the loss after the timed iterations: the runs train on the same
-points, so it agrees across the numbers of processes to float64 rounding.
+points, so it agrees across the numbers of processes to float64 rounding, and the CPU time per
+iteration summed over the processes (:func:`time.process_time`: what the run costs in CPU,
+less sensitive than the wall time to other programs on a shared machine).
 
 Example: ``pinn-lam bench ddp --points 4096,65536 --processes 1,2 --threads 1``.
 """
@@ -70,8 +72,9 @@ def _settings(problem: str, points: int, iterations: int, device: str, dtype: st
 
 def measure_one(rank: int, processes: int, port: int, problem: str, config: dict[str, Any], warmup: int,
                 threads: int, result_file: str | None = None) -> dict[str, Any]:
-    """One configuration on rank ``rank`` of ``processes``: seconds per timed iteration on rank 0
-    and the loss after them (written to ``result_file`` by rank 0 when given)."""
+    """One configuration on rank ``rank`` of ``processes``: wall seconds per timed iteration on
+    rank 0, CPU seconds per iteration summed over the ranks, and the loss after them (written to
+    ``result_file`` by rank 0 when given)."""
     from pinn_lam.training.distributed import DataParallel, ShardedLoss
     from pinn_lam.training.phases import Phase
     from pinn_lam.training.setup import build, make_problem
@@ -101,20 +104,22 @@ def measure_one(rank: int, processes: int, port: int, problem: str, config: dict
             from pinn_lam.nn import kernels
 
             (data_parallel.writer_first if data_parallel is not None else lambda f: f())(kernels.library)
-        clock: dict[int, float] = {}
+        clock: dict[int, tuple[float, float]] = {}
 
         def tick(state) -> None:
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            clock[state.iteration] = time.perf_counter()
+            clock[state.iteration] = (time.perf_counter(), time.process_time())
 
         total = config["iterations"][0]
         trainer = Trainer(model, loss, [Phase("lam", total, config["lr"])], lr_decay=config["lr_decay"],
                           callback=tick, data_parallel=data_parallel)
         trainer.run()
-        result = {"points": config["n_collocation"], "processes": processes,
-                  "seconds_per_iteration": (clock[total] - clock[warmup]) / (total - warmup),
-                  "loss": trainer.history[-1]["loss"], "fast_path": loss.fast}
+        wall, cpu = ((end - start) / (total - warmup) for start, end in zip(clock[warmup], clock[total]))
+        if data_parallel is not None:
+            cpu = float(data_parallel.all_reduce(torch.tensor(cpu, dtype=torch.float64)))
+        result = {"points": config["n_collocation"], "processes": processes, "seconds_per_iteration": wall,
+                  "cpu_seconds_per_iteration": cpu, "loss": trainer.history[-1]["loss"], "fast_path": loss.fast}
     finally:
         if data_parallel is not None:
             torch.distributed.destroy_process_group()
@@ -153,12 +158,12 @@ def measure(problem: str, points: list[int], processes: list[int], *, iterations
 
 def table(rows: list[dict[str, Any]]) -> str:
     """The results as aligned text; the speed-up is against one process at the same points."""
-    lines = [f"{'points':>8} {'processes':>9} {'ms/iteration':>12} {'speed-up':>8} {'loss':>12}"]
+    lines = [f"{'points':>8} {'processes':>9} {'ms/iteration':>12} {'speed-up':>8} {'CPU ms/iteration':>16} {'loss':>12}"]
     for row in rows:
         single = next((r for r in rows if r["points"] == row["points"] and r["processes"] == 1), None)
         speedup = f"{single['seconds_per_iteration'] / row['seconds_per_iteration']:.2f}" if single else "-"
         lines.append(f"{row['points']:>8} {row['processes']:>9} {1e3 * row['seconds_per_iteration']:>12.2f} "
-                     f"{speedup:>8} {row['loss']:>12.6e}")
+                     f"{speedup:>8} {1e3 * row['cpu_seconds_per_iteration']:>16.2f} {row['loss']:>12.6e}")
     return "\n".join(lines)
 
 
