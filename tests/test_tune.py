@@ -120,10 +120,13 @@ def test_a_trial_behind_the_median_is_pruned_at_its_first_evaluation(tmp_path, o
     assert sorted(study.get_trials()[-1].intermediate_values) == [1, 11, 21]  # evaluated at 0, 10, 20
 
 
-def test_processes_sharing_a_study_add_up_to_the_trials_asked_for(tmp_path, one_thread):
+@pytest.mark.parametrize("storage", ["shared.journal", "sqlite:///{folder}/shared.db"])
+def test_processes_sharing_a_study_add_up_to_the_trials_asked_for(storage, tmp_path, one_thread):
     pytest.importorskip("optuna")
+    if storage.startswith("sqlite"):
+        pytest.importorskip("sqlalchemy")
     search = Search("heat", "lam", fixed=(("iterations", 10),) + FIXED[1:])
-    storage = str(tmp_path / "shared.journal")
+    storage = storage.format(folder=tmp_path) if "://" in storage else str(tmp_path / storage)
     first = tune(search, trials=2, storage=storage, study_name="shared", startup_trials=1, threads=1, log=None)
     assert len(first.trials) == 2
     # a second process on the same storage continues the study up to 3 finished trials
