@@ -210,3 +210,12 @@ def test_torchrun_solve_writes_one_set_of_outputs_with_the_one_process_error(tmp
     metrics = [json.loads((tmp_path / name / "metrics.json").read_text())["metrics"] for name in ("two", "one")]
     assert metrics[0]["processes"] == 2 and "processes" not in metrics[1]
     assert metrics[0]["rel_l2"] == pytest.approx(metrics[1]["rel_l2"], rel=1e-8) and metrics[1]["rel_l2"] < 0.05
+
+
+def test_the_resume_command_of_a_torchrun_run_starts_as_many_processes():
+    from types import SimpleNamespace
+
+    from pinn_lam.cli.solve import resume_command
+
+    command = resume_command(["solve", "heat", "--threads", "1"], "runs/heat", SimpleNamespace(world_size=3))
+    assert command == "torchrun --nproc-per-node 3 -m pinn_lam solve heat --threads 1 --output runs/heat --resume"
