@@ -3,7 +3,6 @@ process, reach its loss and error to float64 rounding, stop together, and resume
 import datetime
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -53,21 +52,15 @@ def test_least_squares_phases_and_a_missing_process_group_are_refused_in_one_lin
         assert data_parallel is None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Kill(Exception):
     pass
 
 
-def _two_process_worker(rank, world, port, folder):
+def _two_process_worker(rank, world, folder):
     """Every scenario of one rank; rank 0 saves what the parent checks."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=60))
+    dist.init_process_group("gloo", init_method=f"file://{Path(folder) / 'rendezvous'}", rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=120))
     data_parallel, folder = DataParallel("cpu"), Path(folder)
     seen = {}
 
@@ -116,7 +109,7 @@ def _spawn(function, args, nprocs, timeout):
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory):
     folder = tmp_path_factory.mktemp("two-processes")
-    _spawn(_two_process_worker, (2, _free_port(), str(folder)), nprocs=2, timeout=240)
+    _spawn(_two_process_worker, (2, str(folder)), nprocs=2, timeout=240)
     return folder, [torch.load(folder / f"rank{rank}.pt", weights_only=False) for rank in (0, 1)]
 
 

@@ -22,7 +22,6 @@ import argparse
 import datetime
 import json
 import os
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -70,11 +69,12 @@ def _settings(problem: str, points: int, iterations: int, device: str, dtype: st
     return config
 
 
-def measure_one(rank: int, processes: int, port: int, problem: str, config: dict[str, Any], warmup: int,
+def measure_one(rank: int, processes: int, rendezvous: str | None, problem: str, config: dict[str, Any], warmup: int,
                 threads: int, result_file: str | None = None) -> dict[str, Any]:
     """One configuration on rank ``rank`` of ``processes``: wall seconds per timed iteration on
     rank 0, CPU seconds per iteration summed over the ranks, and the loss after them (written to
-    ``result_file`` by rank 0 when given)."""
+    ``result_file`` by rank 0 when given). The processes meet through the file ``rendezvous``
+    (a :class:`torch.distributed.FileStore`: no port to choose, none to collide with)."""
     from pinn_lam.training.distributed import DataParallel, ShardedLoss
     from pinn_lam.training.phases import Phase
     from pinn_lam.training.setup import build, make_problem
@@ -87,13 +87,12 @@ def measure_one(rank: int, processes: int, port: int, problem: str, config: dict
     device = torch.device(config["device"])
     data_parallel = None
     if processes > 1:
-        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
         if device.type == "cuda":
             device = torch.device("cuda", rank)
             torch.cuda.set_device(device)
             config = dict(config, device=str(device))
-        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank,
-                                             world_size=processes, timeout=datetime.timedelta(seconds=600))
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo", init_method=f"file://{rendezvous}",
+                                             rank=rank, world_size=processes, timeout=datetime.timedelta(seconds=600))
         data_parallel = DataParallel(device)
     try:
         instance = make_problem(problem)
@@ -128,12 +127,6 @@ def measure_one(rank: int, processes: int, port: int, problem: str, config: dict
     return result
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def measure(problem: str, points: list[int], processes: list[int], *, iterations: int = 30, warmup: int = 5,
             threads: int = 1, device: str = "cpu", dtype: str = "float64") -> list[dict[str, Any]]:
     """A row per (points, processes): see the module docstring."""
@@ -147,11 +140,11 @@ def measure(problem: str, points: list[int], processes: list[int], *, iterations
         config = _settings(problem, n, warmup + iterations, device, dtype)
         for count in processes:
             if count == 1:
-                rows.append(measure_one(0, 1, 0, problem, config, warmup, threads))
+                rows.append(measure_one(0, 1, None, problem, config, warmup, threads))
                 continue
             with tempfile.TemporaryDirectory() as folder:
-                file = os.path.join(folder, "result.json")
-                mp.spawn(measure_one, args=(count, _free_port(), problem, config, warmup, threads, file), nprocs=count)
+                file, rendezvous = os.path.join(folder, "result.json"), os.path.join(folder, "rendezvous")
+                mp.spawn(measure_one, args=(count, rendezvous, problem, config, warmup, threads, file), nprocs=count)
                 rows.append(json.loads(Path(file).read_text()))
     return rows
 
