@@ -75,12 +75,11 @@ def measure_one(rank: int, processes: int, rendezvous: str | None, problem: str,
     rank 0, CPU seconds per iteration summed over the ranks, and the loss after them (written to
     ``result_file`` by rank 0 when given). The processes meet through the file ``rendezvous``
     (a :class:`torch.distributed.FileStore`: no port to choose, none to collide with)."""
-    from pinn_lam.training.distributed import DataParallel, ShardedLoss
+    from pinn_lam.machine import tune_malloc
+    from pinn_lam.training.distributed import DataParallel, ShardedLoss, writer_first
     from pinn_lam.training.phases import Phase
     from pinn_lam.training.setup import build, make_problem
     from pinn_lam.training.trainer import Trainer
-
-    from pinn_lam.machine import tune_malloc
 
     tune_malloc()  # as in the command's own process (a spawned process starts with glibc's defaults)
     torch.set_num_threads(threads)
@@ -91,8 +90,9 @@ def measure_one(rank: int, processes: int, rendezvous: str | None, problem: str,
             device = torch.device("cuda", rank)
             torch.cuda.set_device(device)
             config = dict(config, device=str(device))
-        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo", init_method=f"file://{rendezvous}",
-                                             rank=rank, world_size=processes, timeout=datetime.timedelta(seconds=600))
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                                             init_method=f"file://{rendezvous}", rank=rank, world_size=processes,
+                                             timeout=datetime.timedelta(seconds=600))
         data_parallel = DataParallel(device)
     try:
         instance = make_problem(problem)
@@ -102,7 +102,7 @@ def measure_one(rank: int, processes: int, rendezvous: str | None, problem: str,
         if loss.fast and device.type == "cpu":
             from pinn_lam.nn import kernels
 
-            (data_parallel.writer_first if data_parallel is not None else lambda f: f())(kernels.library)
+            writer_first(data_parallel, kernels.library)
         clock: dict[int, tuple[float, float]] = {}
 
         def tick(state) -> None:
@@ -151,7 +151,8 @@ def measure(problem: str, points: list[int], processes: list[int], *, iterations
 
 def table(rows: list[dict[str, Any]]) -> str:
     """The results as aligned text; the speed-up is against one process at the same points."""
-    lines = [f"{'points':>8} {'processes':>9} {'ms/iteration':>12} {'speed-up':>8} {'CPU ms/iteration':>16} {'loss':>12}"]
+    header = f"{'points':>8} {'processes':>9} {'ms/iteration':>12} {'speed-up':>8} {'CPU ms/iteration':>16} {'loss':>12}"
+    lines = [header]
     for row in rows:
         single = next((r for r in rows if r["points"] == row["points"] and r["processes"] == 1), None)
         speedup = f"{single['seconds_per_iteration'] / row['seconds_per_iteration']:.2f}" if single else "-"
@@ -175,5 +176,6 @@ def run(args: argparse.Namespace) -> int:
           f"torch {torch.__version__}, {os.cpu_count()} cores")
     print(table(rows))
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "machine": machine, "threads": args.threads}, indent=2) + "\n")
+        record = {"rows": rows, "machine": machine, "threads": args.threads}
+        Path(args.json).write_text(json.dumps(record, indent=2) + "\n")
     return 0

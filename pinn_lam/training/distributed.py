@@ -34,8 +34,8 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
-from collections.abc import Mapping
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -129,16 +129,6 @@ class DataParallel:
         else:
             dist.barrier()
 
-    def writer_first(self, function: Callable[..., Any], *args, **kwargs) -> Any:
-        """``function(*args, **kwargs)`` on rank 0, then on the others: what rank 0 caches on
-        disk (a reference, compiled kernels) the others then read instead of computing."""
-        if self.is_writer:
-            value = function(*args, **kwargs)
-        self.barrier()
-        if not self.is_writer:
-            value = function(*args, **kwargs)
-        return value
-
     def gather_rows(self, local: Tensor, counts: Sequence[int]) -> Tensor:
         """The rows of every rank's ``local`` (rank :math:`r` holding ``counts[r]`` rows), in rank
         order, on every rank. Values only: the result carries no gradient."""
@@ -208,7 +198,8 @@ class ShardedLoss:
             raise ValueError(f"every point set needs at least one point per process ({world}); "
                              + ", ".join(f"{name} has {n}" for name, n in small.items()))
         self.points = {name: value.detach() for name, value in points.items()}
-        self.local.set_points({name: value[self.data_parallel.block(len(value))] for name, value in self.points.items()})
+        block_of = self.data_parallel.block
+        self.local.set_points({name: value[block_of(len(value))] for name, value in self.points.items()})
         # n_{k,r} / N_k: this rank's share of each term's mean
         self._shares = {name: len(self.local.points[name]) / len(self.points[name]) for name in self.points}
 
@@ -237,6 +228,20 @@ class ShardedLoss:
             return self.local.pde_residual(points).detach()
         counts = [len(range(len(points))[block(len(points), r, dp.world_size)]) for r in range(dp.world_size)]
         return dp.gather_rows(self.local.pde_residual(points[dp.block(len(points))]), counts)
+
+
+def writer_first(data_parallel: DataParallel | None, function: Callable[..., Any], *args, **kwargs) -> Any:
+    """``function(*args, **kwargs)`` on rank 0, then on the other ranks: what rank 0 caches on
+    disk (a reference, compiled kernels) the others then read instead of computing. Without
+    ``data_parallel``, just the call."""
+    if data_parallel is None:
+        return function(*args, **kwargs)
+    if data_parallel.is_writer:
+        value = function(*args, **kwargs)
+    data_parallel.barrier()
+    if not data_parallel.is_writer:
+        value = function(*args, **kwargs)
+    return value
 
 
 def _environment_world_size() -> int:

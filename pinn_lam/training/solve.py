@@ -23,7 +23,7 @@ from pinn_lam.training import memory, rundir
 from pinn_lam.pde.problem import Problem
 from pinn_lam.pde.spec import describe
 from pinn_lam.training.checkpoint import load_checkpoint
-from pinn_lam.training.distributed import DataParallel, ShardedLoss, check_phases
+from pinn_lam.training.distributed import DataParallel, ShardedLoss, check_phases, writer_first
 from pinn_lam.training.evaluation import Evaluation
 from pinn_lam.training.outputs import predict, write_outputs
 from pinn_lam.training.setup import build, configure, make_problem
@@ -151,15 +151,16 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
     phases = [Phase(name, n, None if registry.get(name).closure else config["lr"], opts) for name, n, opts
               in zip(names, config["iterations"], registry.split_options(names, config["optimizer_options"]))]
     model, point_sampler, loss = build(problem, config, spec)
-    first = data_parallel.writer_first if data_parallel is not None else lambda function, *a: function(*a)
     if data_parallel is not None:
         check_phases(names)
         loss = ShardedLoss(loss, data_parallel)
     if loss.fast and any(p.is_cpu for p in model.parameters()):
         from pinn_lam.nn import kernels
 
-        first(kernels.library)  # the fused CPU loops' one-time build (seconds, cached on disk) is not training time
-    evaluation = Evaluation(problem, first(problem.reference, reference_resolution), loss, seed=int(seed))
+        # the fused CPU loops' one-time build (seconds, cached on disk) is not training time
+        writer_first(data_parallel, kernels.library)
+    reference = writer_first(data_parallel, problem.reference, reference_resolution)
+    evaluation = Evaluation(problem, reference, loss, seed=int(seed))
     trainer = Trainer(model, loss, phases, sampler=point_sampler, resample_every=config["resample_every"],
                       adaptive_every=config["adaptive_every"], adaptive_pool=config["adaptive_pool"],
                       lr_decay=config["lr_decay"], evaluate=evaluation.during_training, eval_every=config["eval_every"],
