@@ -1,5 +1,6 @@
-"""Comparisons on Dask: scheduler strings, resumable results written by the client, a worker killed
-mid-run, deterministic failures recorded once (a real two-process ``distributed.LocalCluster``)."""
+"""Runs on Dask: scheduler strings, resumable results written by the client, a worker killed
+mid-run, deterministic failures recorded once, tune's trials reporting from the workers (a real
+two-process ``distributed.LocalCluster``)."""
 from __future__ import annotations
 
 import json
@@ -114,6 +115,7 @@ def cluster(tmp_path_factory):
     out = tmp_path_factory.mktemp("worker-out")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PINN_LAM_TEST_OUT", str(out))  # inherited by the worker processes
+        patch.setenv("PINN_LAM_KERNELS", "0")  # no kernels to compile in them
         with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
             with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                           dashboard_address=":0", silence_logs=50) as local:
@@ -203,6 +205,20 @@ def test_a_real_run_on_the_cluster_matches_the_same_run_here(cluster, tmp_path):
     assert there["metrics"]["iterations"] == here["metrics"]["iterations"] == 20
     assert there["metrics"]["rel_l2"] == pytest.approx(here["metrics"]["rel_l2"], rel=1e-9)
     assert 0 < there["metrics"]["rel_l2"] < 10
+
+
+def test_tune_trials_on_the_cluster_report_to_the_study(cluster, tmp_path):
+    pytest.importorskip("optuna")
+    from pinn_lam.studies.tune import Search, tune
+
+    local, _ = cluster
+    search = Search("heat", "adam", fixed=(("iterations", 20), ("seed", 0), ("preset", "quick"), ("eval_every", 10)))
+    study = tune(search, trials=2, storage=str(tmp_path / "study.journal"), study_name="dask", startup_trials=2,
+                 scheduler=local.scheduler_address, log=None)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    # the workers reported the evaluations of iterations 0 and 10 (seen after the next step) to the journal
+    assert all(sorted(t.intermediate_values) == [1, 11] for t in study.trials)
+    assert all(t.user_attrs["iterations"] == 20 and 0 < t.value < 10 for t in study.trials)
 
 
 def test_local_n_starts_and_stops_its_own_cluster(tmp_path):

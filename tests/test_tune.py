@@ -1,5 +1,6 @@
 """``pinn-lam tune``: the search space, pruning by the error history, a study shared through its
-storage, trials on Dask, and a best.toml that reproduces the best trial through ``solve --config``."""
+storage, and a best.toml that reproduces the best trial through ``solve --config`` (trials on Dask:
+tests/test_executors.py)."""
 from __future__ import annotations
 
 import csv
@@ -135,19 +136,6 @@ def test_processes_sharing_a_study_add_up_to_the_trials_asked_for(storage, tmp_p
     assert [t.number for t in second.trials] == [0, 1, 2]
     assert all(t.state.name in ("COMPLETE", "PRUNED") for t in second.trials)
     assert all(1e-4 <= t.params["lr"] <= 1e-1 for t in second.trials)
-
-
-def test_trials_on_a_local_dask_cluster_report_to_the_study(tmp_path, monkeypatch):
-    pytest.importorskip("optuna")
-    pytest.importorskip("distributed")
-    monkeypatch.setenv("PINN_LAM_KERNELS", "0")  # inherited by the workers
-    search = Search("heat", "adam", fixed=(("iterations", 20),) + FIXED[1:])
-    study = tune(search, trials=2, storage=str(tmp_path / "study.journal"), study_name="dask", startup_trials=2,
-                 scheduler="local:2", log=None)
-    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
-    # the workers reported the evaluations of iterations 0 and 10 (seen after the next step) to the journal
-    assert all(sorted(t.intermediate_values) == [1, 11] for t in study.trials)
-    assert all(t.user_attrs["iterations"] == 20 for t in study.trials)
 
 
 def test_tune_command_writes_a_best_toml_that_reproduces_its_best_trial(tmp_path, one_thread, capsys):

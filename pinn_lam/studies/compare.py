@@ -17,12 +17,12 @@ stiffness rows of :class:`pinn_lam.studies.stiffness.StiffnessMonitor`, and the 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
 import os
 import time
-import functools
 from concurrent.futures import as_completed
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -298,7 +298,8 @@ def run_comparison(specs: Iterable[RunSpec], output_dir: str | Path, *, workers:
 def lost_record(spec: RunSpec, error: BaseException) -> dict[str, Any]:
     """The failed result of a run whose worker process died every time it was given the run."""
     return {"spec": spec.to_json(), "key": spec.key, "status": "failed", "error": f"{type(error).__name__}: {error}",
-            "metrics": {}, "history": [], "stiffness": [], "train_seconds": None}
+            "metrics": {}, "history": [], "stiffness": [], "train_seconds": None, "diagnostic_seconds": 0.0,
+            "total_seconds": None}
 
 
 def describe(record: dict[str, Any]) -> str:

@@ -32,6 +32,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing import get_context
 from typing import Any, Callable, Iterator
 
+from pinn_lam.machine import usable_cores
+
 #: the optional extra that brings Dask
 DASK_EXTRA = "pip install 'pinn-lam[dask]'"
 #: URL schemes of a remote Dask scheduler
@@ -68,11 +70,6 @@ def _require_dask() -> Any:
     except ImportError:
         raise ValueError(f"--scheduler needs Dask, which is not installed; {DASK_EXTRA}") from None
     return distributed
-
-
-def usable_cores() -> int:
-    """Cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def set_threads(threads: int) -> None:
