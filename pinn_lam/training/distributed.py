@@ -124,6 +124,7 @@ class DataParallel:
         return holder[0]
 
     def barrier(self) -> None:
+        """Wait until every rank has come here."""
         if self.backend == "nccl":
             dist.barrier(device_ids=[self.device.index])
         else:
