@@ -6,10 +6,11 @@ import importlib
 
 HELP = ("benchmarks: 'optimizer' (LAM step time), 'train' (PINN step time, time to accuracy), 'accuracy' (solve "
         "defaults vs targets), 'second-order' (LM, SSBFGS, L-BFGS time and memory), 'auto-reference' (automatic "
-        "vs hand-written references), 'busy' (step time beside busy processes per thread setup)")
+        "vs hand-written references), 'busy' (step time beside busy processes per thread setup), 'ddp' (time per "
+        "iteration over 1, 2, ... processes)")
 
 #: benchmark names; each is a module in pinn_lam.benchmarks ('-' spelt '_') defining HELP, add_arguments(parser), run(args)
-BENCHMARKS = ("optimizer", "train", "accuracy", "lbfgs", "second-order", "auto-reference", "busy")
+BENCHMARKS = ("optimizer", "train", "accuracy", "lbfgs", "second-order", "auto-reference", "busy", "ddp")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -35,6 +35,23 @@ def parse_list(text: str | None, kind=str, what: str = "value") -> list:
         raise ValueError(f"cannot read {what} list {text!r}; give comma-separated values") from None
 
 
+def add_scheduler_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT|local:N",
+                        help="run on Dask instead of local processes: a running scheduler's address, or local:N for "
+                             "a local cluster of N workers (needs pip install 'pinn-lam[dask]'; docs/scale-out.md)")
+
+
+def check_scheduler(args: argparse.Namespace) -> None:
+    """A malformed --scheduler, or one combined with --workers, is a one-line error before any run."""
+    if args.scheduler is None:
+        return
+    from pinn_lam.studies.executors import parse_scheduler
+
+    parse_scheduler(args.scheduler)
+    if args.workers is not None:
+        raise ValueError("--workers sets local processes; with --scheduler the cluster's workers run (drop one)")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("problem", nargs="?", help="problem to compare on (a library problem, see 'pinn-lam list', "
                         "or path/to/script.py:NAME); omit with --suite")
@@ -53,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variants", action="store_true", help="also compare LAM's variants (bias correction, layer-wise)")
     parser.add_argument("--output", "-o", help="output folder (unset: runs/compare/<problem or suite>)")
     parser.add_argument("--workers", type=int, help="parallel worker processes (unset: min(cores, runs))")
+    add_scheduler_argument(parser)
     parser.add_argument("--no-resume", action="store_true", help="rerun runs already finished in the output folder")
     parser.add_argument("--no-warm-up", action="store_true",
                         help="skip the short untimed run per optimizer with which each worker starts "
@@ -90,6 +108,7 @@ def plans_from_args(args: argparse.Namespace):
         raise ValueError(f"--hessian-points must be >= 0, got {args.hessian_points}")
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be a positive integer, got {args.workers}")
+    check_scheduler(args)
     cases = suites.get(args.suite) if args.suite else [suites.Case(args.problem, args.problem, tuple(params.items()))]
     solve_options = {k: getattr(args, k) for k in ("dtype", "width", "depth", "n_collocation", "device")
                      if getattr(args, k) is not None}
@@ -114,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     specs = [spec for p in plans for spec in p.runs]
     print(f"pinn-lam compare: {len(specs)} runs into {output}")
     results = run_comparison(specs, output, workers=args.workers, resume=not args.no_resume,
-                             warm=not args.no_warm_up)
+                             warm=not args.no_warm_up, scheduler=args.scheduler)
     records = {r["key"]: r for r in results}
     machine = machine_description()
     written = []

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from pinn_lam.cli.compare import add_scheduler_argument, check_scheduler
+
 HELP = "regenerate figures/: solutions against references, optimizer comparisons, results table"
 DESCRIPTION = """\
 Train what the figures need (the default solve of every problem; the optimizer comparison on
@@ -18,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every comparison iteration budget")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the pipeline, not the science")
     parser.add_argument("--workers", type=int, help="parallel worker processes (unset: the number of cores)")
+    add_scheduler_argument(parser)
     parser.add_argument("--no-resume", action="store_true", help="rerun everything instead of reusing finished runs")
 
 
@@ -26,9 +29,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be a positive integer, got {args.workers}")
+    check_scheduler(args)
     budget = (QUICK if args.quick else Budget()).scaled(args.scale)
     runs = args.runs or ("runs/figures-quick" if args.quick else "runs/figures")
-    written = make_all(args.output, runs, budget=budget, workers=args.workers, resume=not args.no_resume)
+    written = make_all(args.output, runs, budget=budget, workers=args.workers, resume=not args.no_resume,
+                       scheduler=args.scheduler)
     print(f"wrote {len(written)} files into {args.output}:")
     for path in written:
         if path.suffix != ".pdf":

@@ -13,7 +13,7 @@ import sys
 from pinn_lam.errors import PinnLamError
 
 #: subcommands in the order ``--help`` lists them
-COMMANDS = ("solve", "list", "reference", "compare", "figures", "bench")
+COMMANDS = ("solve", "list", "reference", "compare", "tune", "figures", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -246,20 +246,28 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(threads)  # the command owns its process; the library never does this
-    bar = ProgressBar(getattr(args, "progress", True), options["time_limit"])
-    with StopSignals() as signals:
+    from pinn_lam.training.distributed import from_environment
+
+    # under torchrun with several processes: one data-parallel run, rank 0 reports and writes
+    with from_environment(options["device"]) as data_parallel, StopSignals() as signals:
+        writer = data_parallel is None or data_parallel.is_writer
+        bar = ProgressBar(getattr(args, "progress", True) and writer, options["time_limit"])
         try:
-            result = solve(args.problem, callback=bar, stop_requested=signals.requested, **options)
+            result = solve(args.problem, callback=bar, stop_requested=signals.requested,
+                           data_parallel=data_parallel, **options)
         except TrainingInterrupted as stop:
             bar.close()
-            print(f"pinn-lam solve: {stop}", file=sys.stderr)
+            if writer:
+                print(f"pinn-lam solve: {stop}", file=sys.stderr)
             if stop.checkpoint is not None:
                 argv = getattr(args, "_argv", None) or sys.argv[1:]
-                print(f"resume with: {resume_command(argv, Path(stop.checkpoint).parent)}", file=sys.stderr)
+                print(f"resume with: {resume_command(argv, Path(stop.checkpoint).parent, data_parallel)}",
+                      file=sys.stderr)
             return exit_status(stop.signal_number)
         finally:
             bar.close()
-    print(summary(result))
+    if writer:
+        print(summary(result))
     return 0
 
 
@@ -299,9 +307,10 @@ def summary(result) -> str:
     return "\n".join(lines)
 
 
-def resume_command(argv: list[str], folder: str | Path | None = None) -> str:
+def resume_command(argv: list[str], folder: str | Path | None = None, data_parallel=None) -> str:
     """The shell command that resumes the run started by ``pinn-lam solve`` with arguments ``argv``
-    in ``folder`` (added as ``--output`` when ``argv`` names no output folder)."""
+    in ``folder`` (added as ``--output`` when ``argv`` names no output folder); under ``torchrun``
+    (``data_parallel``) with as many processes."""
     import os
     import shlex
 
@@ -313,6 +322,8 @@ def resume_command(argv: list[str], folder: str | Path | None = None) -> str:
         words.append("--resume")
     program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
     prefix = ["pinn-lam"] if program == "pinn-lam" else [sys.executable, "-m", "pinn_lam"]
+    if data_parallel is not None:
+        prefix = ["torchrun", "--nproc-per-node", str(data_parallel.world_size), "-m", "pinn_lam"]
     return shlex.join(prefix + words)
 
 

@@ -1,11 +1,12 @@
 """Optimizer comparisons: independent runs (optimizer or variant, seed, learning rate), in parallel, resumable.
 
 A comparison is a list of :class:`RunSpec`. Each run is one ``pinn_lam.training.solve(...)`` call,
-independent of every other, so :func:`run_comparison` farms them out to worker processes
-(``concurrent.futures.ProcessPoolExecutor`` with the ``spawn`` start method, ``cores // workers``
-torch threads each) and writes each result atomically to ``<output>/runs/<key>.json`` as soon as
-it finishes (the worker writes it, so it survives its parent; a worker exits when its parent
-dies, see :mod:`pinn_lam.studies.workers`). The key hashes every field of the spec, so a killed comparison started again with
+independent of every other, so :func:`run_comparison` farms them out to an executor of
+:mod:`pinn_lam.studies.executors` (local ``spawn`` worker processes by default, ``cores // workers``
+torch threads each; or a Dask cluster) and writes each result atomically to
+``<output>/runs/<key>.json`` as soon as it finishes (a local worker writes it, so it survives its
+parent, and exits when its parent dies, see :mod:`pinn_lam.studies.workers`; with Dask the client
+writes it). The key hashes every field of the spec, so a killed comparison started again with
 the same options skips the runs already on disk and redoes only the rest, while a changed budget
 or parameter never reuses a stale result.
 
@@ -16,13 +17,13 @@ stiffness rows of :class:`pinn_lam.studies.stiffness.StiffnessMonitor`, and the 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
+from concurrent.futures import as_completed
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -218,22 +219,10 @@ def warm_up(specs: Sequence[RunSpec]) -> None:
             pass
 
 
-def _init_worker(threads: int, warm: Sequence[RunSpec], parent: int) -> None:
-    import torch
-
-    from pinn_lam.machine import tune_malloc
-
-    from pinn_lam.studies.workers import guard_worker
-
-    guard_worker(parent)
-    torch.set_num_threads(max(1, threads))
-    tune_malloc()  # the worker's process is the study's own: keep freed memory for reuse, as the command line does
-    warm_up(warm)
-
-
 def run_comparison(specs: Iterable[RunSpec], output_dir: str | Path, *, workers: int | None = None,
                    resume: bool = True, run: Callable[[RunSpec], dict[str, Any]] = execute,
-                   warm: bool = True, log: Callable[[str], None] | None = print) -> list[dict[str, Any]]:
+                   warm: bool = True, log: Callable[[str], None] | None = print,
+                   scheduler: str | None = None) -> list[dict[str, Any]]:
     """Run every spec not already finished in ``output_dir`` and return all results in order.
 
     Args:
@@ -246,6 +235,9 @@ def run_comparison(specs: Iterable[RunSpec], output_dir: str | Path, *, workers:
         run: the function that trains one spec (must be picklable for ``workers > 1``).
         warm: first :func:`warm_up` each process (only when ``run`` is :func:`execute`).
         log: called with one line per finished run (``None`` for silence).
+        scheduler: where the runs execute (:func:`pinn_lam.studies.executors.parse_scheduler`):
+            ``None`` for the local worker processes, ``"local:N"`` or ``"tcp://HOST:PORT"`` for
+            Dask; a run whose Dask workers kept dying is recorded as failed.
     """
     specs = list(dict((spec.key, spec) for spec in specs).values())
     results: dict[str, dict[str, Any]] = {}
@@ -271,25 +263,43 @@ def run_comparison(specs: Iterable[RunSpec], output_dir: str | Path, *, workers:
 
     # one warm-up per optimizer (on the first run that uses it)
     warm = list({spec.label: spec for spec in reversed(todo)}.values()) if warm and run is execute else []
-    if workers == 1 or len(todo) <= 1:
+    if scheduler is None and (workers == 1 or len(todo) <= 1):
         if todo:
             warm_up(warm)
         for spec in todo:
             finish(spec, run(spec))
-    else:
-        cores = default_workers(10 ** 6)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                                 initargs=(max(1, cores // workers), warm, os.getpid())) as pool:
-            futures = {pool.submit(run_and_keep, run, spec, result_path(output_dir, spec), write_json_atomic): spec
-                       for spec in todo}
+    elif todo:
+        from pinn_lam.studies.executors import open_executor
+
+        prepare = functools.partial(warm_up, warm) if warm else None
+        with open_executor(scheduler, workers=workers, prepare=prepare) as pool:
+            if pool.writes_results:
+                futures = {pool.submit(run_and_keep, run, spec, result_path(output_dir, spec), write_json_atomic): spec
+                           for spec in todo}
+            else:
+                futures = {pool.submit(run, spec): spec for spec in todo}
             try:
                 for future in as_completed(futures):
-                    finish(futures[future], future.result(), written=True)
+                    spec = futures[future]
+                    try:
+                        record = future.result()
+                    except Exception as error:  # noqa: BLE001 - only a lost worker becomes a result
+                        if not pool.lost_worker(error):
+                            raise
+                        record = lost_record(spec, error)
+                    finish(spec, record, written=pool.writes_results)
             except BaseException:
-                # interrupted or a worker died: drop the queued runs; finished ones are on disk
-                pool.shutdown(wait=False, cancel_futures=True)
+                # interrupted or a run raised: drop the queued runs; finished ones are on disk
+                pool.cancel()
                 raise
     return [results[spec.key] for spec in specs]
+
+
+def lost_record(spec: RunSpec, error: BaseException) -> dict[str, Any]:
+    """The failed result of a run whose worker process died every time it was given the run."""
+    return {"spec": spec.to_json(), "key": spec.key, "status": "failed", "error": f"{type(error).__name__}: {error}",
+            "metrics": {}, "history": [], "stiffness": [], "train_seconds": None, "diagnostic_seconds": 0.0,
+            "total_seconds": None}
 
 
 def describe(record: dict[str, Any]) -> str:

@@ -93,8 +93,12 @@ def plans(budget: Budget) -> tuple[Plan, list[Plan]]:
 
 def make_all(output: str | Path = "figures", runs: str | Path = "runs/figures", *, budget: Budget = Budget(),
              workers: int | None = None, resume: bool = True, warm: bool = True,
-             log: Callable[[str], None] | None = print) -> list[Path]:
-    """Run what is missing, then write every figure and ``results.md`` into ``output``."""
+             log: Callable[[str], None] | None = print, scheduler: str | None = None) -> list[Path]:
+    """Run what is missing, then write every figure and ``results.md`` into ``output``.
+
+    ``scheduler`` sends the runs to Dask (see :func:`~pinn_lam.studies.compare.run_comparison`); the
+    solution runs write their figures on the worker, so ``runs`` must then be on a file system the
+    workers share with this process."""
     output, runs = Path(output), Path(runs)
     solutions = {problem: solution_spec(problem, budget, runs) for problem in budget.problems}
     main, suite = plans(budget)
@@ -103,7 +107,7 @@ def make_all(output: str | Path = "figures", runs: str | Path = "runs/figures", 
     if log:
         log(f"pinn-lam figures: {len(specs)} runs (results in {runs}), figures into {output}")
     records = {r["key"]: r for r in run_comparison(specs, runs, workers=workers, resume=resume, warm=warm,
-                                                                 log=log)}
+                                                                 log=log, scheduler=scheduler)}
     failed = [problem for problem, spec in solutions.items() if records[spec.key]["status"] != "ok"]
     if failed:
         raise RuntimeError(f"the solve run of {', '.join(failed)} failed: "

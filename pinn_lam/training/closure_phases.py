@@ -28,6 +28,8 @@ class ClosurePhases:
             total, _ = self.loss()
             scaled = total * scale
             scaled.backward()
+            if self.data_parallel is not None:
+                self.data_parallel.all_reduce_gradients(self.model)
             return scaled.detach()
 
         requested = min(lbfgs.CHUNK, phase.iterations - self.phase_iteration)

@@ -165,12 +165,12 @@ def claim(folder: str | os.PathLike, *, resume: bool = False, overwrite: bool = 
 
 def claims_output_folder(solve: Callable) -> Callable:
     """Decorate ``solve`` so that its ``output_dir`` is claimed (with its ``resume`` and
-    ``overwrite`` arguments) while it runs."""
+    ``overwrite`` arguments) while it runs; of a data-parallel run, by its writing rank only."""
 
     @functools.wraps(solve)
     def claimed(*args, **kwargs):
         folder = kwargs.get("output_dir")
-        if folder is None:
+        if folder is None or not getattr(kwargs.get("data_parallel"), "is_writer", True):
             return solve(*args, **kwargs)
         with claim(folder, resume=bool(kwargs.get("resume")), overwrite=bool(kwargs.get("overwrite"))):
             return solve(*args, **kwargs)

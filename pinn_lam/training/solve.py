@@ -23,6 +23,7 @@ from pinn_lam.training import memory, rundir
 from pinn_lam.pde.problem import Problem
 from pinn_lam.pde.spec import describe
 from pinn_lam.training.checkpoint import load_checkpoint
+from pinn_lam.training.distributed import DataParallel, ShardedLoss, check_phases, writer_first
 from pinn_lam.training.evaluation import Evaluation
 from pinn_lam.training.outputs import predict, write_outputs
 from pinn_lam.training.setup import build, configure, make_problem
@@ -62,7 +63,8 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
           lr_decay: float | None = None, weights: dict[str, float] | None = None,
           figure: bool = True, reference_resolution: Any = None, adaptive_every: int | None = None,
           adaptive_pool: int | None = None, overwrite: bool = False,
-          stop_requested: Callable[[], int | None] | None = None, **optimizer_options) -> Result:
+          stop_requested: Callable[[], int | None] | None = None, data_parallel: DataParallel | None = None,
+          **optimizer_options) -> Result:
     """Train a PINN on ``problem`` and measure it against the reference (and exact solution).
 
     Args:
@@ -91,6 +93,9 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
         figure: write ``solution.png``/``.pdf`` to ``output_dir`` (a figure that cannot be drawn
             is reported in ``metrics["figure"]``, never an error after training).
         reference_resolution: passed to ``problem.reference`` (``None``: the problem's default).
+        data_parallel: train over the ranks of a process group, each on its block of the points
+            (:mod:`pinn_lam.training.distributed`); every rank calls ``solve`` with the same
+            arguments, trains on ``data_parallel.device``, and rank 0 alone writes ``output_dir``.
         **optimizer_options: passed to the optimizers (e.g. ``history_size`` for L-BFGS).
 
     Without a reference (a problem with neither a solver nor an exact solution nor data), the
@@ -109,6 +114,9 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
     ``ValueError`` for bad options, ``OSError`` for unwritable folders.
     """
     problem = make_problem(problem, params)
+    writer = data_parallel is None or data_parallel.is_writer
+    if data_parallel is not None:
+        device = str(data_parallel.device)
     spec = describe(problem)
     if seed is None or isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
@@ -123,13 +131,16 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
     out = Path(output_dir) if output_dir is not None else None
     checkpoint_path = None
     if out is not None:
-        _check_writable(out)
+        if writer:
+            _check_writable(out)
         checkpoint_path = out / "checkpoint.pt"
     saved = None
     if resume:
         if checkpoint_path is None:
             raise ValueError("resume needs an output folder holding checkpoint.pt")
-        saved = load_checkpoint(checkpoint_path)
+        saved = load_checkpoint(checkpoint_path) if writer else None
+        if data_parallel is not None:
+            saved = data_parallel.broadcast(saved)
         before = saved["extra"]
         differ = [f"{k}={before.get(k)!r}" for k in config if k not in RESUMABLE_CHANGES and before.get(k) != config[k]]
         if differ:
@@ -140,17 +151,22 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
     phases = [Phase(name, n, None if registry.get(name).closure else config["lr"], opts) for name, n, opts
               in zip(names, config["iterations"], registry.split_options(names, config["optimizer_options"]))]
     model, point_sampler, loss = build(problem, config, spec)
+    if data_parallel is not None:
+        check_phases(names)
+        loss = ShardedLoss(loss, data_parallel)
     if loss.fast and any(p.is_cpu for p in model.parameters()):
         from pinn_lam.nn import kernels
 
-        kernels.library()  # the fused CPU loops' one-time build (seconds, cached on disk) is not training time
-    evaluation = Evaluation(problem, problem.reference(reference_resolution), loss, seed=int(seed))
+        # the fused CPU loops' one-time build (seconds, cached on disk) is not training time
+        writer_first(data_parallel, kernels.library)
+    reference = writer_first(data_parallel, problem.reference, reference_resolution)
+    evaluation = Evaluation(problem, reference, loss, seed=int(seed))
     trainer = Trainer(model, loss, phases, sampler=point_sampler, resample_every=config["resample_every"],
                       adaptive_every=config["adaptive_every"], adaptive_pool=config["adaptive_pool"],
                       lr_decay=config["lr_decay"], evaluate=evaluation.during_training, eval_every=config["eval_every"],
-                      checkpoint_path=checkpoint_path, checkpoint_every=config["checkpoint_every"],
+                      checkpoint_path=checkpoint_path if writer else None, checkpoint_every=config["checkpoint_every"],
                       time_limit=config["time_limit"], callback=callback, extra=config,
-                      stop_requested=stop_requested)
+                      stop_requested=stop_requested, data_parallel=data_parallel)
     if saved is not None:
         trainer.load_state_dict(saved)
     stop_reason = trainer.run()
@@ -160,8 +176,10 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
     metrics.update(loss=final["loss"], seconds=round(trainer.elapsed, 3), iterations=trainer.iteration,
                    adaptive_redraws=trainer.adaptations, stop_reason=stop_reason, events=list(trainer.events),
                    fast_path=loss.fast, derivative_paths=dict(loss.paths))
+    if data_parallel is not None:
+        metrics["processes"] = data_parallel.world_size
     result = Result(model, problem, metrics, trainer.history, config, evaluation.reference)
-    if out is not None:
+    if out is not None and writer:
         result.files = write_outputs(result, out, figure=figure) + [checkpoint_path]
     return result
 

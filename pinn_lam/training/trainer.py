@@ -73,6 +73,11 @@ class Trainer(ClosurePhases):
             number checkpoints the current state and raises :class:`~pinn_lam.errors.TrainingInterrupted`
             (see :class:`~pinn_lam.training.guards.StopSignals`).
         extra: JSON-like data stored in every checkpoint (the run's configuration).
+        data_parallel: this rank's :class:`~pinn_lam.training.distributed.DataParallel` when the
+            run spans several processes (``loss`` then a
+            :class:`~pinn_lam.training.distributed.ShardedLoss`): gradients are summed over the
+            ranks after every backward pass, and the clock, the callback's answer and the signals
+            are made common after every step.
     """
 
     def __init__(self, model: nn.Module, loss: PINNLoss, phases: Sequence[Phase], *,
@@ -81,7 +86,7 @@ class Trainer(ClosurePhases):
                  evaluate: Callable[[nn.Module], dict[str, float]] | None = None, eval_every: int | None = None,
                  checkpoint_path=None, checkpoint_every: int | None = None, time_limit: float | None = None,
                  callback: Callable[[TrainState], Any] | None = None, extra: dict[str, Any] | None = None,
-                 stop_requested: Callable[[], int | None] | None = None) -> None:
+                 stop_requested: Callable[[], int | None] | None = None, data_parallel=None) -> None:
         for label, value in (("resample_every", resample_every), ("eval_every", eval_every),
                              ("adaptive_every", adaptive_every), ("adaptive_pool", adaptive_pool),
                              ("checkpoint_every", checkpoint_every)):
@@ -103,7 +108,7 @@ class Trainer(ClosurePhases):
         self.evaluate, self.eval_every = evaluate, eval_every
         self.checkpoint_path, self.checkpoint_every = checkpoint_path, checkpoint_every
         self.time_limit, self.callback, self.extra = time_limit, callback, dict(extra or {})
-        self.stop_requested = stop_requested
+        self.stop_requested, self.data_parallel = stop_requested, data_parallel
         self.divergence = DivergenceGuard()
         # loop state (all of it goes into checkpoints)
         self.iteration = 0
@@ -203,6 +208,8 @@ class Trainer(ClosurePhases):
             scale = self.lbfgs["scale"] = 1.0 / max(values["loss"], 1e-300)
         if backward:
             (total if scale == 1.0 else total * scale).backward()  # a unit scale adds no node
+            if self.data_parallel is not None:
+                self.data_parallel.all_reduce_gradients(self.model)
         return total, values
 
     def _phase_name(self) -> str:
@@ -297,10 +304,13 @@ class Trainer(ClosurePhases):
             self.elapsed = time.perf_counter() - start
             state = TrainState(self.iteration, phase.optimizer, self.phase_index, self.model, self.loss,
                                self.optimizer, self.elapsed, total_planned, values, last_error, self.time_limit)
-            if self.callback is not None and self.callback(state):
+            stop = self.callback is not None and bool(self.callback(state))
+            number = self.stop_requested() if self.stop_requested is not None else None
+            if self.data_parallel is not None:  # every rank must stop at the same iteration
+                self.elapsed, stop, number = self.data_parallel.agree(self.elapsed, stop, number)
+            if stop:
                 self.stop_reason = "stopped by callback"
                 break
-            number = self.stop_requested() if self.stop_requested is not None else None
             if number:
                 self._interrupt(number)
             if self.time_limit is not None and self.elapsed >= self.time_limit:
