@@ -50,7 +50,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "sprint": {"dtype": "float32", "eval_every": 50, "checkpoint_every": 1000},
     # the lowest error: LAM to a basin, then Levenberg-Marquardt on a small float64 network
     # (its cost per step grows with the parameters squared); see docs/optimizers.md
-    "accurate": {"optimizer": "lam+lm", "iterations": [300, 1500], "width": 20, "depth": 3, "n_collocation": 2048,
+    "accurate": {"optimizer": "lam+lm", "iterations": [300, 700], "width": 20, "depth": 3, "n_collocation": 2048,
                  "dtype": "float64", "eval_every": 50, "checkpoint_every": 100},
 }
 
