@@ -99,4 +99,5 @@ class FourierFeatures(nn.Module):
         return jets.concat([jets.elementwise(angle, jets.cos_triple), jets.elementwise(angle, jets.sin_triple)])
 
     def forward(self, features: Tensor) -> Tensor:
-        return self.jet(jets.Jet(features, features.shape[0], 0, 0, 0)).value
+        empty = features.new_zeros((0, 0, features.shape[1]))
+        return self.jet(jets.Jet(features, empty, empty)).value

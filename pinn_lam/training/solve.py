@@ -61,7 +61,8 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
           params: dict[str, Any] | None = None, callback: Callable | None = None, progress: bool = False,
           lr_decay: float | None = None, weights: dict[str, float] | None = None,
           figure: bool = True, reference_resolution: Any = None, adaptive_every: int | None = None,
-          adaptive_pool: int | None = None, overwrite: bool = False,
+          adaptive_pool: int | None = None, overwrite: bool = False, network: str | None = None,
+          weighting: str | None = None,
           stop_requested: Callable[[], int | None] | None = None, **optimizer_options) -> Result:
     """Train a PINN on ``problem`` and measure it against the reference (and exact solution).
 
@@ -79,6 +80,10 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
         adaptive_every, adaptive_pool: redraw the collocation points by their residual (RAD) every
             this many iterations, from this many candidates (L-BFGS keeps its curvature pairs across a redraw).
         fast: derivative fast path (``None``: when supported). weights: loss weights by term.
+        network: ``"mlp"`` (default) or e.g. ``"modified-mlp+periodic+fourier:1+rwf"``: embeddings,
+            body and weight factorization (:func:`pinn_lam.nn.networks.parse_network`).
+        weighting: ``"fixed"`` (default: ``weights`` as given) or adaptive weights, e.g.
+            ``"grad-norm"``, ``"ntk"``, ``"causal:eps=1"`` (:func:`pinn_lam.training.weighting.parse_weighting`).
         time_limit: training seconds. eval_every: iterations between error evaluations.
         output_dir: where ``metrics.json``, ``history.csv``, ``checkpoint.pt`` and the figure go.
         checkpoint_every, resume: checkpoint period; continue from ``output_dir/checkpoint.pt``.
@@ -116,7 +121,8 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
                    activation=activation, n_collocation=n_collocation, n_boundary=n_boundary, sampler=sampler,
                    resample_every=resample_every, hard_constraints=hard_constraints, dtype=dtype,
                    eval_every=eval_every, checkpoint_every=checkpoint_every, weights=weights, device=device,
-                   adaptive_every=adaptive_every, adaptive_pool=adaptive_pool, time_limit=time_limit)
+                   adaptive_every=adaptive_every, adaptive_pool=adaptive_pool, time_limit=time_limit,
+                   network=network, weighting=weighting)
     config = configure(problem, preset, options)
     config.update(seed=int(seed), fast=fast, preset=preset, optimizer_options=dict(optimizer_options))
     memory.check_fits(config)  # before allocating: a run too large is refused in one line, at once
@@ -159,7 +165,10 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
     final = trainer.history[-1]
     metrics.update(loss=final["loss"], seconds=round(trainer.elapsed, 3), iterations=trainer.iteration,
                    adaptive_redraws=trainer.adaptations, stop_reason=stop_reason, events=list(trainer.events),
-                   fast_path=loss.fast, derivative_paths=dict(loss.paths))
+                   fast_path=loss.fast, derivative_paths=dict(loss.paths),
+                   network=model.spec.label() if hasattr(model, "spec") else "mlp",
+                   exact_conditions=list(getattr(model, "exact_conditions", ())),
+                   **(loss.weighting.metrics() if loss.weighting is not None else {"weighting": "fixed"}))
     result = Result(model, problem, metrics, trainer.history, config, evaluation.reference)
     if out is not None:
         result.files = write_outputs(result, out, figure=figure) + [checkpoint_path]

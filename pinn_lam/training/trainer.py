@@ -152,6 +152,7 @@ class Trainer(ClosurePhases):
             "points_iteration": self.points_iteration, "elapsed": self.elapsed, "adaptations": self.adaptations,
             "history": [dict(row) for row in self.history], "events": list(self.events),
             "lbfgs": dict(self.lbfgs), "divergence": self.divergence.state_dict(), "extra": self.extra,
+            "weighting": None if self._weighting is None else self._weighting.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -174,12 +175,19 @@ class Trainer(ClosurePhases):
             self.optimizer.load_state_dict(state["optimizer"])
         self.lbfgs = dict(state["lbfgs"])
         self.divergence.load_state_dict(state.get("divergence"))
+        if self._weighting is not None and state.get("weighting") is not None:
+            self._weighting.load_state_dict(state["weighting"])
         self._saved_at = self.iteration
 
     def _save(self) -> None:
         if self.checkpoint_path is not None:
             save_checkpoint(self.state_dict(), self.checkpoint_path)
             self._saved_at = self.iteration
+
+    @property
+    def _weighting(self):
+        """The loss's adaptive weights (:mod:`pinn_lam.training.weighting`), or ``None``."""
+        return getattr(self.loss, "weighting", None)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -278,6 +286,8 @@ class Trainer(ClosurePhases):
                 new = self.sampler.sample()
                 self.loss.set_points({k: torch.as_tensor(new[k], device=device, dtype=dtype) for k in self.loss.point_sets()})
                 self.points_iteration = self.iteration
+            if self._weighting is not None:  # adaptive weights: re-balanced when due, frozen in L-BFGS
+                self._weighting.update(self.iteration, frozen=bool(is_lbfgs or registry.get(phase.optimizer).residuals))
             _, values = self._loss_and_grad(self.lbfgs["scale"] if is_lbfgs else 1.0,
                                             backward=not registry.get(phase.optimizer).residuals)
             scale = self.lbfgs["scale"] if is_lbfgs else 1.0
