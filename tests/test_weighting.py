@@ -52,8 +52,10 @@ def test_grad_norm_update_of_a_pinn_loss_uses_each_terms_own_gradient_norm():
     before = dict(loss.weights)
     weighting.update(5)  # not due again until iteration 10
     assert loss.weights == before
-    weighting.update(12, frozen=True)  # frozen (an L-BFGS phase): unchanged
+    assert weighting.update(12, "fixed") is False  # a least-squares phase: unchanged
     assert loss.weights == before and weighting.updated_at == 0
+    assert weighting.update(13, "quasi-newton") is True  # due since 10: re-balanced, and L-BFGS is told
+    assert loss.weights != before and weighting.updated_at == 13
 
 
 def test_ntk_trace_of_a_tiny_network_equals_the_explicit_jacobians():

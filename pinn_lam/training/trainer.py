@@ -286,8 +286,10 @@ class Trainer(ClosurePhases):
                 new = self.sampler.sample()
                 self.loss.set_points({k: torch.as_tensor(new[k], device=device, dtype=dtype) for k in self.loss.point_sets()})
                 self.points_iteration = self.iteration
-            if self._weighting is not None:  # adaptive weights: re-balanced when due, frozen in L-BFGS
-                self._weighting.update(self.iteration, frozen=bool(is_lbfgs or registry.get(phase.optimizer).residuals))
+            kind = "fixed" if registry.get(phase.optimizer).residuals else "quasi-newton" if is_lbfgs else "first-order"
+            if self._weighting is not None and self._weighting.update(self.iteration, kind):
+                self.optimizer.objective_changed()  # adaptive weights changed the objective between L-BFGS chunks
+                self.lbfgs.update(previous=None, pending=None)
             _, values = self._loss_and_grad(self.lbfgs["scale"] if is_lbfgs else 1.0,
                                             backward=not registry.get(phase.optimizer).residuals)
             scale = self.lbfgs["scale"] if is_lbfgs else 1.0

@@ -31,10 +31,13 @@ later time is trained once the earlier ones fit. It is applied by scaling each p
 residual by :math:`\sqrt{w_i N / (M N_i)}`, so the fast path, L-BFGS and the residual vector see
 the same loss.
 
-Within a quasi-Newton (L-BFGS) phase every weight is frozen at its value when the phase starts,
-so that each phase minimises one fixed objective. The weights, the iteration of the last update
-and the frozen causal weights are state (:meth:`LossWeighting.state_dict`), checkpointed with the
-run, so a resumed run is bit-identical.
+Within a quasi-Newton (L-BFGS) phase the causal weights are frozen, and both they and the
+balance are refreshed only every ``every`` iterations, between the optimizer's chunks; the
+trainer then tells the optimizer that its objective changed
+(:meth:`pinn_lam.optim.lbfgs.LBFGS.objective_changed`), so that no curvature pair spans two
+objectives. A least-squares phase keeps every weight fixed. The weights, the iterations of the
+last balance and refresh, and the frozen causal weights are state
+(:meth:`LossWeighting.state_dict`), checkpointed with the run, so a resumed run is bit-identical.
 """
 from __future__ import annotations
 
@@ -170,7 +173,8 @@ class LossWeighting:
     def __init__(self, spec: WeightingSpec | str | None) -> None:
         self.spec = parse_weighting(spec)
         self.loss = None
-        self.updated_at: int | None = None
+        self.updated_at: int | None = None  # iteration of the last balance
+        self.refreshed_at: int | None = None  # iteration the frozen causal weights were last recomputed
         self.frozen = False
         self.frozen_causal: dict[str, Tensor] | None = None
         self.last_causal: dict[str, Tensor] = {}
@@ -190,19 +194,31 @@ class LossWeighting:
         return self.spec.label()
 
     # -- hooks of the trainer and the loss -----------------------------------------------------
-    def update(self, iteration: int, frozen: bool = False) -> None:
-        """Called before the loss is evaluated at ``iteration``: freeze or thaw the weights (a
-        quasi-Newton phase freezes them), and re-balance when due."""
+    def update(self, iteration: int, mode: str = "first-order") -> bool:
+        """Called before the loss is evaluated at ``iteration`` in a phase of kind ``mode``:
+        ``"first-order"`` (causal weights follow every evaluation), ``"quasi-newton"`` (causal
+        weights frozen, refreshed with the balance every ``every`` iterations) or ``"fixed"``
+        (nothing changes: a least-squares phase). Returns whether a quasi-Newton phase's
+        objective changed (its optimizer must then form no curvature pair across the change)."""
+        if mode not in ("first-order", "quasi-newton", "fixed"):
+            raise ValueError(f"unknown phase kind {mode!r}; use first-order, quasi-newton or fixed")
+        frozen = mode != "first-order"
         if frozen != self.frozen:
-            self.frozen, self.frozen_causal = frozen, None
-        if frozen or self.spec.balance is None:
-            return
+            self.frozen, self.frozen_causal, self.refreshed_at = frozen, None, iteration
+        if mode == "fixed":
+            return False
+        changed = False
+        if self.spec.balance is not None and self._due(iteration, self.updated_at):
+            measured = balanced_weights(self._magnitudes(iteration))
+            self.loss.weights.update(moving_average(self.loss.weights, measured, self.spec.alpha))
+            self.updated_at, changed = iteration, True
+        if frozen and self.frozen_causal is not None and self._due(iteration, self.refreshed_at):
+            self.frozen_causal, self.refreshed_at, changed = None, iteration, True  # recomputed when next used
+        return changed and frozen
+
+    def _due(self, iteration: int, last: int | None) -> bool:
         every = self.spec.every
-        if self.updated_at is not None and iteration // every <= self.updated_at // every:
-            return
-        measured = balanced_weights(self._magnitudes(iteration))
-        self.loss.weights.update(moving_average(self.loss.weights, measured, self.spec.alpha))
-        self.updated_at = iteration
+        return last is None or iteration // every > last // every
 
     def _magnitudes(self, iteration: int) -> dict[str, float]:
         loss = self.loss
@@ -258,10 +274,11 @@ class LossWeighting:
     # -- checkpoints -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, object]:
         return {"weights": dict(self.loss.weights), "updated_at": self.updated_at, "frozen": self.frozen,
+                "refreshed_at": self.refreshed_at,
                 "frozen_causal": None if self.frozen_causal is None
                 else {k: v.detach().cpu().clone() for k, v in self.frozen_causal.items()}}
 
     def load_state_dict(self, state: Mapping[str, object]) -> None:
         self.loss.weights.update(state["weights"])
-        self.updated_at, self.frozen = state["updated_at"], state["frozen"]
+        self.updated_at, self.frozen, self.refreshed_at = state["updated_at"], state["frozen"], state["refreshed_at"]
         self.frozen_causal = None if state["frozen_causal"] is None else dict(state["frozen_causal"])
