@@ -26,9 +26,13 @@ Iteration :math:`i` of the loop, with :math:`i` optimizer steps done so far:
 6. poll ``stop_requested()``: a signal number makes the trainer checkpoint the state after
    :math:`i+1` steps and raise :class:`~pinn_lam.errors.TrainingInterrupted`.
 
+Adaptive loss weights (:mod:`pinn_lam.training.weighting`, ``loss.weighting``) are updated
+before step 2; when they change the objective of an L-BFGS phase, the optimizer is told
+(:meth:`~pinn_lam.optim.lbfgs.LBFGS.objective_changed`).
+
 A checkpoint restores everything the loop depends on (parameters, optimizer state, points,
-sampler generator, counters, history), so on CPU a resumed run is bit-identical to an
-uninterrupted one. The trainer prints nothing.
+sampler generator, counters, history, adaptive loss weights), so on CPU a resumed run is
+bit-identical to an uninterrupted one. The trainer prints nothing.
 """
 from __future__ import annotations
 
