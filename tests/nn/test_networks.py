@@ -131,3 +131,14 @@ def test_parse_network_reads_parts_and_refuses_unknown_ones():
     for bad in ("resnet", "mlp+fourier:-1", "mlp+rwf:1", "mlp+periodic+periodic", "mlp+fourier:x"):
         with pytest.raises(ValueError):
             parse_network(bad)
+
+
+def test_rwf_network_is_the_hand_built_mlp_with_factorized_weights():
+    model, x = network("mlp+rwf:0.5,0.2"), points()
+    h = x * torch.tensor([1 / math.pi, 2.0], dtype=torch.float64) - 1
+    for layer in model.layers[:-1]:
+        h = torch.tanh(h @ (torch.exp(layer.log_scale)[:, None] * layer.direction).T + layer.bias)
+    last = model.layers[-1]
+    expected = h @ (torch.exp(last.log_scale)[:, None] * last.direction).T + last.bias
+    assert torch.allclose(model(x), expected, rtol=0, atol=1e-14)
+    assert {name.split(".")[-1] for name, _ in model.named_parameters()} == {"log_scale", "direction", "bias"}
