@@ -83,6 +83,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depth", type=int, help="network depth (hidden layers)")
     parser.add_argument("--n-collocation", type=int, help="number of collocation points")
     parser.add_argument("--device", help="device of every run (cpu, cuda, cuda:N)")
+    parser.add_argument("--network", help="network of every run, e.g. modified-mlp+periodic+fourier:1 "
+                                          "(see pinn-lam solve --help)")
+    parser.add_argument("--weighting", help="loss weighting of every run, e.g. grad-norm or causal:eps=1 "
+                                            "(see pinn-lam solve --help)")
     parser.add_argument("--soft-constraints", action="store_true",
                         help="keep initial/boundary conditions as loss terms instead of hard constraints "
                              "(the stiffness figure then shows how the terms' gradients compare)")
@@ -110,7 +114,8 @@ def plans_from_args(args: argparse.Namespace):
         raise ValueError(f"--workers must be a positive integer, got {args.workers}")
     check_scheduler(args)
     cases = suites.get(args.suite) if args.suite else [suites.Case(args.problem, args.problem, tuple(params.items()))]
-    solve_options = {k: getattr(args, k) for k in ("dtype", "width", "depth", "n_collocation", "device")
+    solve_options = {k: getattr(args, k) for k in ("dtype", "width", "depth", "n_collocation", "device",
+                                                        "network", "weighting")
                      if getattr(args, k) is not None}
     if args.soft_constraints:
         solve_options["hard_constraints"] = False

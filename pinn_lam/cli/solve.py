@@ -27,7 +27,7 @@ CONFIG_KEYS = {"optimizer": str, "iterations": (int, list), "lr": (float, int), 
                "sampler": str, "resample_every": int, "seed": int, "device": str, "dtype": str, "output": str,
                "quick": bool, "preset": str, "checkpoint_every": int, "eval_every": int, "time_limit": (float, int),
                "hard_constraints": bool, "param": dict, "weights": dict, "fast": bool,
-               "adaptive_every": int, "threads": int}
+               "adaptive_every": int, "threads": int, "network": str, "weighting": str}
 
 
 def _iterations(text: str) -> int | list[int]:
@@ -81,6 +81,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "to a relative error of 1e-3; see docs/solve.md)")
     train.add_argument("--time-limit", type=float, metavar="SECONDS", default=hide,
                        help="stop training cleanly after this many seconds")
+    train.add_argument("--weighting", metavar="SPEC", default=hide,
+                       help="loss weights: fixed (default), grad-norm[:every=K,alpha=A], "
+                            "ntk[:every=K,alpha=A,points=P], causal[:eps=E,chunks=M], or one balance "
+                            "plus causal, e.g. grad-norm+causal:eps=1 (see docs/stiff-methods.md)")
     train.add_argument("--seed", type=int, default=hide,
                        help="the one seed of the run: network initialisation and points (default 0)")
     net = parser.add_argument_group("network")
@@ -88,6 +92,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     net.add_argument("--depth", type=int, default=hide, help=f"number of hidden layers ({_defaults('depth')})")
     net.add_argument("--activation", choices=sorted(ACTIVATIONS), default=hide,
                      help=f"activation function ({_defaults('activation')})")
+    net.add_argument("--network", metavar="SPEC", default=hide,
+                     help="mlp (default) or modified-mlp, then any of +periodic (exact periodic embedding), "
+                          "+fourier[:SIGMA] (random Fourier features), +rwf[:MU,SIGMA] (random weight "
+                          "factorization); e.g. modified-mlp+periodic+fourier:1 (see docs/stiff-methods.md)")
     net.add_argument("--no-hard-constraints", dest="hard_constraints", action="store_false", default=hide,
                      help="learn the initial/boundary conditions as loss terms instead of building them "
                           "into the network's output")
@@ -164,7 +172,7 @@ def options_from(args: argparse.Namespace) -> dict[str, Any]:
     params.update(dict(getattr(args, "param", None) or []))
     for name in ("optimizer", "iterations", "lr", "lr_decay", "width", "depth", "activation", "sampler",
                  "resample_every", "seed", "device", "dtype", "output", "checkpoint_every", "eval_every",
-                 "time_limit", "hard_constraints", "adaptive_every", "threads"):
+                 "time_limit", "hard_constraints", "adaptive_every", "threads", "network", "weighting"):
         if getattr(args, name, None) is not None:
             settings[name] = getattr(args, name)
     for name in ("quick", "preset", "points", "boundary_points"):
@@ -192,7 +200,8 @@ def options_from(args: argparse.Namespace) -> dict[str, Any]:
         weights=settings.get("weights"), fast=settings.get("fast"), params=params or None,
         adaptive_every=settings.get("adaptive_every"), threads=settings.get("threads"),
         output_dir=output, resume=bool(getattr(args, "resume", False)), figure=getattr(args, "figure", True),
-        overwrite=bool(getattr(args, "overwrite", False)),
+        overwrite=bool(getattr(args, "overwrite", False)), network=settings.get("network"),
+        weighting=settings.get("weighting"),
     )
 
 
@@ -277,6 +286,9 @@ def summary(result) -> str:
     m = result.metrics
     lines = [f"{result.problem!r}: trained {m['iterations']} iterations in {m['seconds']:.1f} s ({m['stop_reason']})"]
     lines += [f"  {event}" for event in m["events"][:-1]]
+    if m.get("network", "mlp") != "mlp" or m.get("weighting", "fixed") != "fixed":
+        exact = f" (exact by construction: {', '.join(m['exact_conditions'])})" if m.get("exact_conditions") else ""
+        lines.append(f"network {m.get('network', 'mlp')}{exact}; weighting {m.get('weighting', 'fixed')}")
     planned = sum(result.config["iterations"])
     if m["stop_reason"].startswith("time limit") and m["iterations"] < planned:
         reached = "" if m["rel_l2"] is None else f", relative L2 error {m['rel_l2']:.3e}"

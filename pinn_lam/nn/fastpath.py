@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from pinn_lam.nn.mlp import MLP
+from pinn_lam.nn.networks import FeatureNetwork
 from pinn_lam.pde.problem import HardConstraint
 from pinn_lam.nn.taylor import ACTIVATION_DERIVATIVES, taylor_block
 
@@ -59,11 +60,12 @@ def _parse_keys(variables: Sequence[str], keys: Sequence[str]) -> tuple[list[int
 
 def supports(model: torch.nn.Module, keys: Sequence[str]) -> bool:
     """True when :func:`derivatives` can compute ``keys`` for ``model``: a
-    :class:`~pinn_lam.nn.mlp.MLP` with an activation in :data:`ACTIVATION_DERIVATIVES`, an
+    :class:`~pinn_lam.nn.mlp.MLP` (or a :class:`~pinn_lam.nn.networks.FeatureNetwork`, whose
+    Taylor jets :mod:`pinn_lam.nn.jets` propagates) with an activation in :data:`ACTIVATION_DERIVATIVES`, an
     output transform that is ``None`` or a :class:`~pinn_lam.pde.problem.HardConstraint` (of a
     one-output network), and
     derivative keys of order at most 2 that are pure (``"x"``, ``"t"``, ``"xx"``; not ``"xt"``)."""
-    if type(model) is not MLP or model.activation not in ACTIVATION_DERIVATIVES:
+    if type(model) not in (MLP, FeatureNetwork) or model.activation not in ACTIVATION_DERIVATIVES:
         return False
     if model.output_transform is not None and (not isinstance(model.output_transform, HardConstraint)
                                                or model.layers[-1].out_features != 1):
@@ -167,9 +169,12 @@ def run(model: MLP, plan: Plan) -> tuple[Tensor, dict[str, Tensor], list[Tensor]
     """:func:`evaluate` with the arguments :func:`prepare` checked and precomputed."""
     cols, n2 = plan.cols, plan.n2
     n1 = len(cols)
-    params = [p for layer in model.layers for p in (layer.weight, layer.bias)]
-    scaled = model.scale_inputs(plan.inputs) if plan.scaled is None else plan.scaled
-    pieces = taylor_block(model.activation, cols, n2, plan.sizes, scaled, plan.scale, params)
+    if isinstance(model, FeatureNetwork):
+        pieces = model.taylor(plan.inputs, cols, n2, plan.sizes)
+    else:
+        params = [p for layer in model.layers for p in (layer.weight, layer.bias)]
+        scaled = model.scale_inputs(plan.inputs) if plan.scaled is None else plan.scaled
+        pieces = taylor_block(model.activation, cols, n2, plan.sizes, scaled, plan.scale, params)
     raw, extra, rows = pieces[0], list(pieces[1:len(plan.sizes)]), pieces[len(plan.sizes):]
     if model.output_transform is None:
         u = raw

@@ -41,9 +41,11 @@ def _fastpath():
 
 
 def covered_conditions(model: nn.Module) -> tuple[str, ...]:
-    """Names of the conditions the model enforces exactly through a :class:`HardConstraint`."""
+    """Names of the conditions the model enforces exactly: through a :class:`HardConstraint`, or
+    by construction (``model.exact_conditions``, e.g. periodic conditions of a periodic embedding)."""
     transform = getattr(model, "output_transform", None)
-    return tuple(transform.covers) if isinstance(transform, HardConstraint) else ()
+    covers = tuple(transform.covers) if isinstance(transform, HardConstraint) else ()
+    return covers + tuple(getattr(model, "exact_conditions", ()))
 
 
 def loss_terms(problem: Problem, model: nn.Module, spec: ProblemSpec | None = None) -> tuple[str, ...]:
@@ -95,6 +97,7 @@ class PINNLoss:
             if not float(value) >= 0.0 or value == float("inf"):
                 raise ValueError(f"loss weight {name}={value!r} must be finite and non-negative")
         self.weights = {name: float(weights.get(name, 1.0)) for name in self._terms}
+        self.weighting = None  # adaptive weights (:class:`pinn_lam.training.weighting.LossWeighting`)
         # what each term reads, found once: the derivatives' direction keys
         self._keys = {name: self.spec.derivatives(name) for name in ("pde",) + tuple(self._conditions)}
         self.paths = self._choose_paths(fast)
@@ -276,6 +279,8 @@ class PINNLoss:
     def loss(self) -> tuple[Tensor, dict[str, Tensor]]:
         """The total weighted loss and every term's mean square residual by name."""
         residuals = self.residuals()
+        if self.weighting is not None:
+            residuals = self.weighting.reweight(residuals)
         return weighted_mean_squares([residuals[name] for name in self._terms],
                                      [self.weights[name] for name in self._terms], self._terms)
 
@@ -285,6 +290,8 @@ class PINNLoss:
         with :math:`N_k` its number of entries, so that :math:`\|R\|^2` is the total of
         :meth:`loss` (for least-squares optimizers, :mod:`pinn_lam.optim.lm`)."""
         residuals = self.residuals()
+        if self.weighting is not None:
+            residuals = self.weighting.reweight(residuals)
         parts = []
         for name in self._terms:
             value, target = residuals[name]

@@ -40,6 +40,8 @@ DEFAULTS: dict[str, Any] = {
     "checkpoint_every": 500,
     "time_limit": None,
     "weights": None,
+    "network": None,  # the plain MLP (pinn_lam.nn.networks.parse_network)
+    "weighting": None,  # fixed weights (pinn_lam.training.weighting.parse_weighting)
 }
 
 #: preset name -> overrides applied on top of the problem defaults

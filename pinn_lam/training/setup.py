@@ -18,13 +18,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from pinn_lam.nn.mlp import MLP
+from pinn_lam.nn.networks import parse_network
+from pinn_lam.optim import registry
 from pinn_lam.optim.registry import parse_phases
 from pinn_lam.pde.problem import Problem
 from pinn_lam.pde.spec import ProblemSpec, describe
 from pinn_lam.training import presets
 from pinn_lam.training.loss import PINNLoss, loss_terms
+from pinn_lam.training.models import make_model
 from pinn_lam.training.sampling import PointSampler
+from pinn_lam.training.weighting import LossWeighting, parse_weighting
 from pinn_lam.training.trainer import split_iterations
 
 
@@ -118,6 +121,12 @@ def configure(problem: Problem, preset: str | None, options: dict[str, Any]) -> 
     config["lr"] = float(config["lr"])
     if not config["lr"] > 0 or not math.isfinite(config["lr"]):
         raise ValueError(f"Invalid learning rate: {config['lr']} (must be positive and finite)")
+    config["network"] = None if parse_network(config.get("network")).plain else config["network"]
+    weighting = parse_weighting(config.get("weighting"))
+    config["weighting"] = None if weighting.fixed else config["weighting"]
+    if weighting.causal is not None and any(registry.get(name).residuals for name in phases):
+        raise ValueError(f"causal weighting needs first-order or L-BFGS phases, not {config['optimizer']!r} "
+                         "(a least-squares phase builds its Jacobian without the causal weights)")
     config["dtype"] = str(_dtype(config["dtype"])).removeprefix("torch.")
     config["device"] = str(_device(config.get("device") or default_device()))
     config["problem"], config["params"] = problem.name, problem.parameters()
@@ -129,9 +138,7 @@ def build(problem: Problem, config: dict[str, Any], spec: ProblemSpec | None = N
     spec = spec or describe(problem)
     transform = problem.output_transform() if config["hard_constraints"] else None
     generator = torch.Generator().manual_seed(int(config["seed"]))
-    model = MLP(len(problem.variables), len(problem.outputs), width=config["width"], depth=config["depth"],
-                activation=config["activation"], bounds=problem.bounds, output_transform=transform,
-                generator=generator)
+    model = make_model(problem, spec, config, transform, generator)
     if problem.unknowns:
         model.unknowns = nn.ParameterDict({k: nn.Parameter(torch.tensor(float(v))) for k, v in problem.unknowns.items()})
     device, dtype = torch.device(config["device"]), _dtype(config["dtype"])
@@ -141,4 +148,6 @@ def build(problem: Problem, config: dict[str, Any], spec: ProblemSpec | None = N
                            method=config["sampler"], seed=int(config["seed"]))
     points = {k: torch.as_tensor(v, device=device, dtype=dtype) for k, v in sampler.sample().items()}
     loss = PINNLoss(problem, model, points, weights=config["weights"], fast=config["fast"], spec=spec)
+    if not parse_weighting(config.get("weighting")).fixed:
+        LossWeighting(config["weighting"]).attach(loss)
     return model, sampler, loss

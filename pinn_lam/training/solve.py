@@ -62,9 +62,9 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
           params: dict[str, Any] | None = None, callback: Callable | None = None, progress: bool = False,
           lr_decay: float | None = None, weights: dict[str, float] | None = None,
           figure: bool = True, reference_resolution: Any = None, adaptive_every: int | None = None,
-          adaptive_pool: int | None = None, overwrite: bool = False,
-          stop_requested: Callable[[], int | None] | None = None, data_parallel: DataParallel | None = None,
-          **optimizer_options) -> Result:
+          adaptive_pool: int | None = None, overwrite: bool = False, network: str | None = None,
+          weighting: str | None = None, stop_requested: Callable[[], int | None] | None = None,
+          data_parallel: DataParallel | None = None, **optimizer_options) -> Result:
     """Train a PINN on ``problem`` and measure it against the reference (and exact solution).
 
     Args:
@@ -81,6 +81,10 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
         adaptive_every, adaptive_pool: redraw the collocation points by their residual (RAD) every
             this many iterations, from this many candidates (L-BFGS keeps its curvature pairs across a redraw).
         fast: derivative fast path (``None``: when supported). weights: loss weights by term.
+        network: ``"mlp"`` (default) or e.g. ``"modified-mlp+periodic+fourier:1+rwf"``: embeddings,
+            body and weight factorization (:func:`pinn_lam.nn.networks.parse_network`).
+        weighting: ``"fixed"`` (default: ``weights`` as given) or adaptive weights, e.g.
+            ``"grad-norm"``, ``"ntk"``, ``"causal:eps=1"`` (:func:`pinn_lam.training.weighting.parse_weighting`).
         time_limit: training seconds. eval_every: iterations between error evaluations.
         output_dir: where ``metrics.json``, ``history.csv``, ``checkpoint.pt`` and the figure go.
         checkpoint_every, resume: checkpoint period; continue from ``output_dir/checkpoint.pt``.
@@ -124,7 +128,8 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
                    activation=activation, n_collocation=n_collocation, n_boundary=n_boundary, sampler=sampler,
                    resample_every=resample_every, hard_constraints=hard_constraints, dtype=dtype,
                    eval_every=eval_every, checkpoint_every=checkpoint_every, weights=weights, device=device,
-                   adaptive_every=adaptive_every, adaptive_pool=adaptive_pool, time_limit=time_limit)
+                   adaptive_every=adaptive_every, adaptive_pool=adaptive_pool, time_limit=time_limit,
+                   network=network, weighting=weighting)
     config = configure(problem, preset, options)
     config.update(seed=int(seed), fast=fast, preset=preset, optimizer_options=dict(optimizer_options))
     memory.check_fits(config)  # before allocating: a run too large is refused in one line, at once
@@ -151,8 +156,12 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
     phases = [Phase(name, n, None if registry.get(name).closure else config["lr"], opts) for name, n, opts
               in zip(names, config["iterations"], registry.split_options(names, config["optimizer_options"]))]
     model, point_sampler, loss = build(problem, config, spec)
+    weighting_scheme = loss.weighting
     if data_parallel is not None:
         check_phases(names)
+        if weighting_scheme is not None:
+            raise ValueError(f"weighting {config['weighting']!r} is not available in data-parallel training "
+                             "(torchrun); use the default fixed weights")
         loss = ShardedLoss(loss, data_parallel)
     if loss.fast and any(p.is_cpu for p in model.parameters()):
         from pinn_lam.nn import kernels
@@ -175,7 +184,10 @@ def solve(problem: str | Problem, *, optimizer: str | None = None, iterations: i
     final = trainer.history[-1]
     metrics.update(loss=final["loss"], seconds=round(trainer.elapsed, 3), iterations=trainer.iteration,
                    adaptive_redraws=trainer.adaptations, stop_reason=stop_reason, events=list(trainer.events),
-                   fast_path=loss.fast, derivative_paths=dict(loss.paths))
+                   fast_path=loss.fast, derivative_paths=dict(loss.paths),
+                   network=model.spec.label() if hasattr(model, "spec") else "mlp",
+                   exact_conditions=list(getattr(model, "exact_conditions", ())),
+                   **(weighting_scheme.metrics() if weighting_scheme is not None else {"weighting": "fixed"}))
     if data_parallel is not None:
         metrics["processes"] = data_parallel.world_size
     result = Result(model, problem, metrics, trainer.history, config, evaluation.reference)

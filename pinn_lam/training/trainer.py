@@ -26,9 +26,13 @@ Iteration :math:`i` of the loop, with :math:`i` optimizer steps done so far:
 6. poll ``stop_requested()``: a signal number makes the trainer checkpoint the state after
    :math:`i+1` steps and raise :class:`~pinn_lam.errors.TrainingInterrupted`.
 
+Adaptive loss weights (:mod:`pinn_lam.training.weighting`, ``loss.weighting``) are updated
+before step 2; when they change the objective of an L-BFGS phase, the optimizer is told
+(:meth:`~pinn_lam.optim.lbfgs.LBFGS.objective_changed`).
+
 A checkpoint restores everything the loop depends on (parameters, optimizer state, points,
-sampler generator, counters, history), so on CPU a resumed run is bit-identical to an
-uninterrupted one. The trainer prints nothing.
+sampler generator, counters, history, adaptive loss weights), so on CPU a resumed run is
+bit-identical to an uninterrupted one. The trainer prints nothing.
 """
 from __future__ import annotations
 
@@ -157,6 +161,7 @@ class Trainer(ClosurePhases):
             "points_iteration": self.points_iteration, "elapsed": self.elapsed, "adaptations": self.adaptations,
             "history": [dict(row) for row in self.history], "events": list(self.events),
             "lbfgs": dict(self.lbfgs), "divergence": self.divergence.state_dict(), "extra": self.extra,
+            "weighting": None if self._weighting is None else self._weighting.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -179,12 +184,19 @@ class Trainer(ClosurePhases):
             self.optimizer.load_state_dict(state["optimizer"])
         self.lbfgs = dict(state["lbfgs"])
         self.divergence.load_state_dict(state.get("divergence"))
+        if self._weighting is not None and state.get("weighting") is not None:
+            self._weighting.load_state_dict(state["weighting"])
         self._saved_at = self.iteration
 
     def _save(self) -> None:
         if self.checkpoint_path is not None:
             save_checkpoint(self.state_dict(), self.checkpoint_path)
             self._saved_at = self.iteration
+
+    @property
+    def _weighting(self):
+        """The loss's adaptive weights (:mod:`pinn_lam.training.weighting`), or ``None``."""
+        return getattr(self.loss, "weighting", None)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -285,6 +297,10 @@ class Trainer(ClosurePhases):
                 new = self.sampler.sample()
                 self.loss.set_points({k: torch.as_tensor(new[k], device=device, dtype=dtype) for k in self.loss.point_sets()})
                 self.points_iteration = self.iteration
+            kind = "fixed" if registry.get(phase.optimizer).residuals else "quasi-newton" if is_lbfgs else "first-order"
+            if self._weighting is not None and self._weighting.update(self.iteration, kind):
+                self.optimizer.objective_changed()  # adaptive weights changed the objective between L-BFGS chunks
+                self.lbfgs.update(previous=None, pending=None)
             _, values = self._loss_and_grad(self.lbfgs["scale"] if is_lbfgs else 1.0,
                                             backward=not registry.get(phase.optimizer).residuals)
             scale = self.lbfgs["scale"] if is_lbfgs else 1.0
