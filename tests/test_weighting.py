@@ -11,8 +11,15 @@ from pinn_lam.studies.stiffness import gradient_norms
 from pinn_lam.training.checkpoint import load_checkpoint
 from pinn_lam.training.loss import PINNLoss, loss_terms
 from pinn_lam.training.solve import solve
-from pinn_lam.training.weighting import (LossWeighting, WeightingSpec, balanced_weights, causal_weights,
-                                         moving_average, ntk_trace, parse_weighting)
+from pinn_lam.training.weighting import (
+    LossWeighting,
+    WeightingSpec,
+    balanced_weights,
+    causal_weights,
+    moving_average,
+    ntk_trace,
+    parse_weighting,
+)
 from problems import Convection, Heat
 
 
