@@ -103,13 +103,18 @@ def test_bad_resolution_raises_value_error(resolution, tmp_path):
         Heat().reference(resolution, cache_dir=tmp_path)
 
 
-def test_automatic_resolution_keeps_other_parameters_within_1e_5(tmp_path):
-    assert Heat().auto_resolution() == (512, 512)
+def test_automatic_resolution_keeps_other_parameters_within_1e_7(tmp_path):
+    assert Heat().auto_resolution() == 256
     heat = Heat(alpha=0.2, modes=((2, 1.0), (5, -0.3)))
-    n, _ = heat.auto_resolution()
-    assert n > 512
+    n = heat.auto_resolution()
+    assert n > 256
     ref = heat.reference(cache_dir=tmp_path)
-    assert ref.info["resolution"] == [n, n] and ref.error_estimate <= 1e-5
+    assert ref.info["resolution"] == [n, n] and ref.error_estimate <= 1e-7
     points = np.random.default_rng(4).random((2000, 2))
     exact = heat.exact_values(points)
-    assert np.linalg.norm(ref(points) - exact) / np.linalg.norm(exact) <= 1e-5
+    assert np.linalg.norm(ref(points) - exact) / np.linalg.norm(exact) <= 1e-7
+
+
+def test_the_extrapolated_reference_converges_at_fourth_order():
+    errors = np.array([Heat()._extrapolated(n)[1]["error_estimate"] for n in (32, 64, 128)])
+    np.testing.assert_allclose(np.log2(errors[:-1] / errors[1:]), 4.0, atol=0.3)
