@@ -35,7 +35,7 @@ from pinn_lam.pde.domains import Box
 from pinn_lam.pde.fields import Fields
 from pinn_lam.pde.problem import HardConstraint, Problem, Reference
 
-from problems._validate import check_positive, check_resolution
+from problems._validate import check_positive, check_resolution, warn_if_above
 
 #: bump when the reference solver changes, so old cache entries are not reused
 VERSION = "mol-fd8-1"
@@ -95,7 +95,8 @@ class Convection(Problem):
         """The method-of-lines solution on ``resolution`` periodic nodes (an int >= 16; default
         512, which puts the spatial error far below the time integrator's), cached on disk."""
         (n,) = check_resolution(512 if resolution is None else resolution, minimum=(16,), from_int=lambda n: (n,))
-        return cached_reference(self, [n], VERSION, lambda: self._solve(n), cache_dir, interpolator=_interpolator)
+        reference = cached_reference(self, [n], VERSION, lambda: self._solve(n), cache_dir, interpolator=_interpolator)
+        return warn_if_above(reference, 1e-5, "high modes or speeds need more nodes: pass a finer resolution=")
 
     def _solve(self, n: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         length = 2 * math.pi

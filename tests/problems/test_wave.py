@@ -69,3 +69,15 @@ def test_reference_converges_at_sixth_order_and_meets_its_target(tmp_path):
 def test_bad_parameters_raise_value_error(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Wave(**kwargs)
+
+
+def test_a_mode_too_high_for_the_grid_is_said_not_hidden(tmp_path):
+    import warnings
+
+    from problems import Wave
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reference = Wave(modes=((120, 1.0),)).reference(cache_dir=tmp_path)
+    assert reference.error_estimate > 1e-5
+    assert any("above 1e-05" in str(w.message) for w in caught)
