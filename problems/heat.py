@@ -31,7 +31,8 @@ from pinn_lam.pde.domains import Box
 from pinn_lam.pde.fields import Fields
 from pinn_lam.pde.problem import HardConstraint, Problem, Reference
 
-from problems._validate import check_positive, check_resolution, check_sine_modes, refined_intervals, warn_if_above
+from problems._validate import (check_positive, check_resolution, check_sine_modes, extrapolate_to_fine_grid,
+                              refined_intervals, warn_if_above)
 
 #: bump when the reference solver changes, so old cache entries are not reused
 VERSION = "cn-3"
@@ -99,16 +100,9 @@ class Heat(Problem):
     def _extrapolated(self, n: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         r""":math:`(4u_{2n} - I u_n)/3` on the ``2n`` grid, :math:`I` the cubic spline through the
         ``n`` solution: the :math:`h^2` and :math:`\Delta t^2` terms cancel (both expansions are even)."""
-        coarse, _ = self._solve(n, n)
-        fine, _ = self._solve(2 * n, 2 * n)
-        x, t = fine["grid_0"], fine["grid_1"]
-        mesh = np.stack(np.meshgrid(x, t, indexing="ij"), axis=-1).reshape(-1, 2)
-        u = (4.0 * fine["u"] - _interpolator(coarse)(mesh).reshape(fine["u"].shape)) / 3.0
-        exact = self.exact_values(mesh).reshape(u.shape)
-        error = float(np.linalg.norm(u - exact) / np.linalg.norm(exact))
-        method = f"Crank-Nicolson + 3-point Laplacian on {n} and {2 * n} intervals and steps, Richardson-extrapolated"
-        return {"grid_0": x, "grid_1": t, "u": u}, {"error_estimate": error, "method": method,
-                                                    "error_kind": "relative L2 vs exact", "resolution": [n, n]}
+        return extrapolate_to_fine_grid(
+            self, self._solve(n, n)[0], self._solve(2 * n, 2 * n)[0], _interpolator, n,
+            f"Crank-Nicolson + 3-point Laplacian on {n} and {2 * n} intervals and steps, Richardson-extrapolated")
 
     def _solve(self, nx: int, nt: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         x, t = np.linspace(0.0, 1.0, nx + 1), np.linspace(0.0, 1.0, nt + 1)

@@ -30,7 +30,8 @@ from pinn_lam.pde.domains import Box
 from pinn_lam.pde.fields import Fields
 from pinn_lam.pde.problem import HardConstraint, Problem, Reference
 
-from problems._validate import check_amplitude, check_mode_number, check_resolution, refined_intervals, warn_if_above
+from problems._validate import (check_amplitude, check_mode_number, check_resolution, extrapolate_to_fine_grid,
+                              refined_intervals, warn_if_above)
 
 #: bump when the reference solver changes, so old cache entries are not reused
 VERSION = "5pt-3"
@@ -111,17 +112,9 @@ class Poisson(Problem):
         ``n`` grid's values: the 5-point scheme's :math:`h^2` error term cancels (its expansion is
         even in :math:`h` for smooth solutions), leaving :math:`O(h^4)`, and the spline adds
         :math:`O(h^4)` too."""
-        coarse, _ = self._solve(n, n)
-        fine, _ = self._solve(2 * n, 2 * n)
-        x, y = fine["grid_0"], fine["grid_1"]
-        mesh = np.stack(np.meshgrid(x, y, indexing="ij"), axis=-1).reshape(-1, 2)
-        between = _interpolator(coarse)(mesh).reshape(fine["u"].shape)
-        u = (4.0 * fine["u"] - between) / 3.0
-        exact = self.exact_values(mesh).reshape(u.shape)
-        error = float(np.linalg.norm(u - exact) / np.linalg.norm(exact))
-        method = f"5-point Laplacian on {n} and {2 * n} intervals, Richardson-extrapolated (4th order), splu"
-        return {"grid_0": x, "grid_1": y, "u": u}, {
-            "error_estimate": error, "method": method, "error_kind": "relative L2 vs exact", "resolution": [n, n]}
+        return extrapolate_to_fine_grid(
+            self, self._solve(n, n)[0], self._solve(2 * n, 2 * n)[0], _interpolator, n,
+            f"5-point Laplacian on {n} and {2 * n} intervals, Richardson-extrapolated (4th order), splu")
 
     def _solve(self, nx: int, ny: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         x, y = np.linspace(0.0, 1.0, nx + 1), np.linspace(0.0, 1.0, ny + 1)
