@@ -86,6 +86,17 @@ def extrapolate_to_fine_grid(problem, coarse: dict, fine: dict, interpolator, n:
         "error_estimate": error, "method": method, "error_kind": "relative L2 vs exact", "resolution": [n, n]}
 
 
+def on_standard_grid(problem, arrays: dict, interpolator, axes: tuple, n: int, method: str):
+    """``arrays`` (a fine solution) with its ``interpolator``'s values on the grid of ``axes``
+    added as ``grid_0, grid_1, u``, and ``meta`` with the relative L2 error against the exact solution there."""
+    standard = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 2)
+    u = interpolator(arrays)(standard).reshape(len(axes[0]), len(axes[1]))
+    exact = problem.exact_values(standard).reshape(u.shape)
+    error = float(np.linalg.norm(u - exact) / np.linalg.norm(exact))
+    return dict(arrays, grid_0=axes[0], grid_1=axes[1], u=u), {
+        "error_estimate": error, "method": method, "error_kind": "relative L2 vs exact", "resolution": [n]}
+
+
 def warn_if_above(reference, target: float, advice: str):
     """``reference``, after a ``UserWarning`` when its error estimate exceeds ``target`` (a
     resolution too coarse for the parameters, or capped by the time the solver may take)."""

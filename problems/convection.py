@@ -35,7 +35,7 @@ from pinn_lam.pde.domains import Box
 from pinn_lam.pde.fields import Fields
 from pinn_lam.pde.problem import HardConstraint, Problem, Reference
 
-from problems._validate import check_positive, check_resolution, warn_if_above
+from problems._validate import check_positive, check_resolution, on_standard_grid, warn_if_above
 
 #: bump when the reference solver changes, so old cache entries are not reused
 VERSION = "mol-fd8-1"
@@ -106,13 +106,8 @@ class Convection(Problem):
                                     rtol=RTOL, atol=ATOL)
         # the node x = 2 pi repeats x = 0, so the spline spans the whole period
         arrays = {"fine_x": np.r_[x, length], "fine_t": FINE_TIMES, "fine_u": np.vstack([states.T, states.T[:1]])}
-        standard = np.stack(np.meshgrid(STANDARD_X, STANDARD_T, indexing="ij"), axis=-1).reshape(-1, 2)
-        u = _interpolator(arrays)(standard).reshape(len(STANDARD_X), len(STANDARD_T))
-        exact = self.exact_values(standard).reshape(u.shape)
-        error = float(np.linalg.norm(u - exact) / np.linalg.norm(exact))
-        method = f"method of lines, periodic {STENCIL}-point FD, {n} nodes, DOP853 rtol={RTOL:g}"
-        return dict(arrays, grid_0=STANDARD_X, grid_1=STANDARD_T, u=u), {
-            "error_estimate": error, "method": method, "error_kind": "relative L2 vs exact", "resolution": [n]}
+        return on_standard_grid(self, arrays, _interpolator, (STANDARD_X, STANDARD_T), n,
+                                f"method of lines, periodic {STENCIL}-point FD, {n} nodes, DOP853 rtol={RTOL:g}")
 
 
 def _interpolator(arrays: Mapping[str, np.ndarray]):

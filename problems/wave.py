@@ -36,7 +36,7 @@ from pinn_lam.pde.domains import Box
 from pinn_lam.pde.fields import Fields
 from pinn_lam.pde.problem import HardConstraint, Problem, Reference
 
-from problems._validate import check_positive, check_resolution, check_sine_modes, warn_if_above
+from problems._validate import check_positive, check_resolution, check_sine_modes, on_standard_grid, warn_if_above
 
 #: bump when the reference solver changes, so old cache entries are not reused
 VERSION = "mol-fd6-1"
@@ -126,13 +126,8 @@ class Wave(Problem):
         fine = np.zeros((n + 1, len(FINE_TIMES)))
         fine[1:-1] = states[:, :m].T
         arrays = {"fine_x": x, "fine_t": FINE_TIMES, "fine_u": fine}
-        standard = np.stack(np.meshgrid(STANDARD_X, STANDARD_T, indexing="ij"), axis=-1).reshape(-1, 2)
-        u = _interpolator(arrays)(standard).reshape(len(STANDARD_X), len(STANDARD_T))
-        exact = self.exact_values(standard).reshape(u.shape)
-        error = float(np.linalg.norm(u - exact) / np.linalg.norm(exact))
-        method = f"method of lines, {STENCIL}-point FD, {n} intervals, DOP853 rtol={RTOL:g}"
-        return dict(arrays, grid_0=STANDARD_X, grid_1=STANDARD_T, u=u), {
-            "error_estimate": error, "method": method, "error_kind": "relative L2 vs exact", "resolution": [n]}
+        return on_standard_grid(self, arrays, _interpolator, (STANDARD_X, STANDARD_T), n,
+                                f"method of lines, {STENCIL}-point FD, {n} intervals, DOP853 rtol={RTOL:g}")
 
 
 def _interpolator(arrays: Mapping[str, np.ndarray]):
