@@ -178,18 +178,9 @@ class LBFGS(torch.optim.LBFGS):
             if line_search_fn is not None:
                 if line_search_fn != "strong_wolfe":
                     raise RuntimeError("only 'strong_wolfe' is supported")
-                x_init = torch.cat(targets).split(numels)
-
-                def obj_func(x, t, d, d_parts=d_parts):
-                    torch._foreach_add_(targets, d_parts, alpha=t)
-                    loss = float(closure())
-                    flat_grad = self._gather_flat_grad()
-                    torch._foreach_copy_(targets, x)
-                    return loss, flat_grad
-
-                loss, flat_grad, t, ls_func_evals = _strong_wolfe(
-                    obj_func, x_init, t, d, loss, flat_grad, gtd, max_ls=max_eval - current_evals)
-                torch._foreach_add_(targets, d_parts, alpha=t)
+                loss, flat_grad, t, ls_func_evals = strong_wolfe_step(
+                    closure, targets, self._gather_flat_grad, d, t, loss, flat_grad, gtd,
+                    max_ls=max_eval - current_evals)
                 opt_cond = flat_grad.abs().max() <= tolerance_grad
             else:
                 torch._foreach_add_(targets, d_parts, alpha=t)
@@ -211,6 +202,33 @@ class LBFGS(torch.optim.LBFGS):
 
         state.update(d=d, t=t, H_diag=H_diag, prev_flat_grad=prev_flat_grad, prev_loss=prev_loss)
         return orig_loss
+
+
+def strong_wolfe_step(closure: Callable[[], Tensor], targets: list[Tensor], gather_grad: Callable[[], Tensor],
+                      d: Tensor, t: float, loss: float, flat_grad: Tensor, gtd: Tensor, *, max_ls: int,
+                      c1: float = 1e-4, c2: float = 0.9) -> tuple[float, Tensor, float, int]:
+    r"""Move ``targets`` (the parameters, flat direction ``d`` split like them) by the step
+    :math:`t` that ``torch.optim.lbfgs._strong_wolfe`` finds from the initial guess ``t``: the
+    strong Wolfe conditions :math:`L(x + td) \le L(x) + c_1 t\,g^\top d` and
+    :math:`|g(x + td)^\top d| \le c_2 |g^\top d|`, with at most ``max_ls`` evaluations.
+
+    Returns the loss and flat gradient at the new point, the step and the evaluations used.
+    """
+    numels = [p.numel() for p in targets]
+    d_parts = d.split(numels)
+    x_init = torch.cat(targets).split(numels)
+
+    def obj_func(x, step, direction):
+        torch._foreach_add_(targets, d_parts, alpha=step)
+        value = float(closure())
+        grad = gather_grad()
+        torch._foreach_copy_(targets, x)
+        return value, grad
+
+    loss, flat_grad, t, evals = _strong_wolfe(obj_func, x_init, t, d, loss, flat_grad, gtd, c1=c1, c2=c2,
+                                              max_ls=max_ls)
+    torch._foreach_add_(targets, d_parts, alpha=t)
+    return loss, flat_grad, t, evals
 
 
 def lbfgs_direction(state: dict[str, Any], grad: Tensor, h_diag: Tensor | float,

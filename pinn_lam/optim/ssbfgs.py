@@ -58,9 +58,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.optim.lbfgs import _strong_wolfe
-
-from pinn_lam.optim.lbfgs import CHUNK, DEFAULTS
+from pinn_lam.optim.lbfgs import CHUNK, DEFAULTS, strong_wolfe_step
 
 METHODS = ("ssbfgs", "ssbroyden")
 #: the most parameters the dense inverse Hessian is built for (n^2 numbers)
@@ -209,19 +207,9 @@ class SelfScaledQuasiNewton(torch.optim.Optimizer):
             ls_func_evals = 0
             d_parts = d.split(numels)
             if group["line_search_fn"] == "strong_wolfe":
-                x_init = torch.cat(targets).split(numels)
-
-                def obj_func(x, t, d, d_parts=d_parts):
-                    torch._foreach_add_(targets, d_parts, alpha=t)
-                    value = float(closure())
-                    grad = self._gather_flat_grad()
-                    torch._foreach_copy_(targets, x)
-                    return value, grad
-
-                loss, flat_grad, t, ls_func_evals = _strong_wolfe(
-                    obj_func, x_init, t, d, loss, flat_grad, gtd, c1=group["c1"], c2=group["c2"],
-                    max_ls=max(max_eval - current_evals, 1))
-                torch._foreach_add_(targets, d_parts, alpha=t)
+                loss, flat_grad, t, ls_func_evals = strong_wolfe_step(
+                    closure, targets, self._gather_flat_grad, d, t, loss, flat_grad, gtd,
+                    max_ls=max(max_eval - current_evals, 1), c1=group["c1"], c2=group["c2"])
             else:
                 torch._foreach_add_(targets, d_parts, alpha=t)
                 loss = float(closure())
