@@ -54,8 +54,9 @@ class AllenCahn(Problem):
     name = "allen-cahn"
     equation = "u_t - eps u_xx + gamma (u^3 - u) = 0, x in [-1,1], t in [0,1], u(x,0) = x^2 cos(pi x), periodic"
     domain = Box(x=(-1.0, 1.0), t=(0.0, 1.0))
-    defaults = {"iterations": [1000, 4000], "width": 32, "depth": 4, "n_collocation": 4096, "adaptive_every": 1000}
-    presets = {"quick": {"iterations": [300, 500], "n_collocation": 2048, "adaptive_every": None}}
+    defaults = {"optimizer": "lam+lm", "iterations": [500, 500], "width": 20, "depth": 3, "n_collocation": 2048,
+                "network": "mlp+periodic"}
+    presets = {"quick": {"iterations": [300, 100]}}
     table_parameters = ({},)
     #: relative L2 error the reference promises at its default resolution
     target_error = 1e-6

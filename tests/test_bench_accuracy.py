@@ -60,7 +60,11 @@ def test_each_problem_and_recipe_is_judged_by_its_own_target():
     assert target_for("burgers", "accurate").describe() == "rel. L2 <= 1e-05 in <= 600 s"
     assert target_for("heat", "accurate").bound == target_for("poisson", "accurate").bound == 1e-6
     assert target_for("heat", None).bound == 1e-3 and target_for("burgers", "quick").bound == 5e-2
-    assert target_for("allen-cahn", None) is None and target_for("wave", None) is None
+    assert target_for("allen-cahn", None).describe() == "rel. L2 <= 0.005 in <= 600 s"
+    assert target_for("wave", None).describe() == "rel. L2 <= 0.005 in <= 600 s"
+    assert target_for("convection", None).describe() == "rel. L2 <= 0.005 in <= 300 s"
+    assert target_for("convection", None, {"beta": 50}).describe() == "rel. L2 <= 0.01 in <= 300 s"
+    assert target_for("convection", None, {"beta": 40}) is None and target_for("allen-cahn", "quick") is None
     inverse = target_for("burgers-inverse", None)
     assert inverse.measure({"unknown_errors": {"lambda1": -0.004, "lambda2": 0.003}}) == 0.004
     assert target_for("schrodinger", None).measure({"rel_l2": 0.1, "rel_l2_abs": 0.002}) == 0.002

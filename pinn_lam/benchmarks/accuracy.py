@@ -49,7 +49,11 @@ SPECIFIC: dict[tuple[str, str | None], Target] = {
     ("burgers", "accurate"): Target("rel_l2", 1e-5, 600.0),
     ("heat", "accurate"): Target("rel_l2", 1e-6, 300.0),
     ("poisson", "accurate"): Target("rel_l2", 1e-6, 300.0),
+    ("allen-cahn", None): Target("rel_l2", 5e-3, 600.0),
+    ("wave", None): Target("rel_l2", 5e-3, 600.0),
 }
+#: convection's targets by its speed beta (other speeds are recorded, not judged)
+CONVECTION = {30.0: Target("rel_l2", 5e-3, 300.0), 50.0: Target("rel_l2", 1e-2, 300.0)}
 #: the inverse problem's target with noisy data
 NOISY_INVERSE = Target("unknowns", 2e-2, 300.0)
 
@@ -59,6 +63,8 @@ def target_for(problem: str, preset: str | None, params: dict[str, Any] | None =
     params = params or {}
     if problem == "burgers-inverse" and preset is None and float(params.get("noise", 0.0)) > 0:
         return NOISY_INVERSE
+    if problem == "convection" and preset is None:
+        return CONVECTION.get(float(params.get("beta", 30.0)))
     if (problem, preset) in SPECIFIC:
         return SPECIFIC[(problem, preset)]
     if problem in ("burgers", "heat", "poisson") and (preset or "default") in TARGETS:
