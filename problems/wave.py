@@ -77,8 +77,9 @@ class Wave(Problem):
     name = "wave"
     equation = "u_tt = c^2 u_xx, x, t in [0,1], u(0,t) = u(1,t) = 0, u(x,0) = sum a_k sin(k pi x), u_t(x,0) = 0"
     domain = Box(x=(0.0, 1.0), t=(0.0, 1.0))
-    defaults = {"iterations": [1000, 4000], "width": 32, "depth": 4, "n_collocation": 4096}
-    presets = {"quick": {"iterations": [300, 600], "n_collocation": 2048}}
+    defaults = {"optimizer": "lam+lm", "iterations": [1000, 1500], "width": 20, "depth": 3, "n_collocation": 2048,
+                "hard_constraints": False}
+    presets = {"quick": {"iterations": [300, 200]}}
     table_parameters = ({}, {"c": 1.0, "modes": [[2, 1.0], [6, 0.3]]})
 
     def __init__(self, c: float = 2.0, modes=((1, 1.0), (4, 0.5))) -> None:
