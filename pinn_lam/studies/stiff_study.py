@@ -35,16 +35,17 @@ weights (so every stage-1 run on seed 0) also estimate the Hessian's top eigenva
 ``hessian_points`` evenly spaced iterations and at the end.
 
 **Sizing ``small``** (<= 30 minutes on the 2-core development machine, 2 workers of 1 thread).
-Measured on 2026-12-05 with one torch thread (``/tmp`` script timing
-:func:`~pinn_lam.studies.compare.execute` on each case; the machine shared): a 20x3 network on 1024
-points in float64 trains at 3.0-3.6 ms per iteration (LAM, fixed or NTK weights, L-BFGS) on the four
-cases; the gradient-norm records and error evaluations add about 1 s per 1000-iteration run and the
-two Hessian estimates about 2 s. ``small`` has 4 cases x 5 first-order optimizers x 3 rates = 60
-stage-1 runs and 3 x (7 x 4 x 2) + 7 x 3 x 2 = 210 stage-2 runs, of which 20 are stage-1 runs:
-250 runs. At 1000 iterations, about 3.5 s + 1 s per run and 2 s more for the 68 with a Hessian:
-250 x 4.5 s + 68 x 2 s = 1261 s of work, 630 s on two workers, plus start-up (imports, one warm-up
-per optimizer and worker, the references: under a minute). That leaves the factor of two that a
-busy machine costs within 30 minutes; ``docs/stiff-study.md`` records the measured total.
+Measured on 2026-12-05 with one torch thread, on the shared machine (load average 3.3): 16 of
+``small``'s runs (each case with LAM at seed 0 with its Hessian estimates, Adam with NTK weights,
+L-BFGS with grad-norm weights, LAM then L-BFGS), timed around
+:func:`~pinn_lam.studies.compare.execute` after a warm-up, took 2.6-5.7 s each, 4.0 s on average,
+diagnostics and error evaluations included (a 20x3 network on 1024 points in float64 trains at
+2-5 ms per iteration). ``small`` has 4 cases x 5 first-order optimizers x 3 rates = 60 stage-1
+runs and 3 x (7 x 4 x 2) + 7 x 3 x 2 = 210 stage-2 runs, of which 20 are stage-1 runs: 250 runs
+(:func:`run_count`). 250 x 4.0 s = 1000 s of work, 500 s on two workers, plus the start of
+each worker (imports, a 2-iteration warm-up per optimizer, the references: under a minute per
+worker): about 10 minutes, which leaves a factor of three for a busier machine within 30 minutes.
+``docs/stiff-study.md`` says how to record a measured total.
 """
 from __future__ import annotations
 
