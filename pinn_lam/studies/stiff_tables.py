@@ -109,7 +109,7 @@ def markdown(case: str, rows: Sequence[dict[str, Any]], iterations: int, level: 
     seconds = rows[0]["seconds"] if rows else math.nan
     lines = [f"{'#' * level} {case}", "",
              f"| optimizer | weighting | lr | final rel. L2 at {iterations} it.: median [min, max] | "
-             f"rel. L2 at {seconds:.1f} s: median [min, max] | it/s | runs (failed) |", "|" + "---|" * 7]
+             f"rel. L2 at {seconds:.3g} s: median [min, max] | it/s | runs (failed) |", "|" + "---|" * 7]
     for row in rows:
         lr = "-" if row["lr"] is None else f"{row['lr']:g}"
         rate = "-" if not math.isfinite(row["iterations_per_s"]) else f"{row['iterations_per_s']:.0f}"
