@@ -148,5 +148,8 @@ def test_a_tiny_study_writes_every_figure_and_table_and_resumes(tmp_path, capsys
     assert [line.split(" | ")[:2] for line in rows] == [["| lam", "fixed"], ["| lam", "causal"],
                                                        ["| lbfgs", "fixed"], ["| lbfgs", "causal"]]
     assert len(list((tmp_path / "runs").glob("*.json"))) == 5  # 2 + 4 runs, one of them shared
-    assert main(argv) == 0
-    assert "resuming: 2 of 2 runs" in capsys.readouterr().out
+    lines: list[str] = []  # run again: both stages come from disk, the same rates, no training
+    again = stiff_study.run_study(tiny, tmp_path, workers=1, warm=False, log=lines.append)
+    assert [line for line in lines if line.startswith("resuming")] == [
+        f"resuming: 2 of 2 runs already finished in {tmp_path}", f"resuming: 4 of 4 runs already finished in {tmp_path}"]
+    assert len(lines) == 4 and again.best_lrs.keys() == {("convection-beta30", "lam")}
