@@ -14,7 +14,9 @@ in parallel worker processes, and write convergence figures (loss and error agai
 and wall time, median and min-max band over seeds), a stiffness figure (per-term gradient norms,
 the loss Hessian's top eigenvalue), optionally a learning-rate sensitivity figure (LAM against
 Adam, --lrs) and LAM's variants (--variants), plus results.csv and results.md.
-Each run is saved as it finishes: run the same command again to resume a killed comparison."""
+Each run is saved as it finishes: run the same command again to resume a killed comparison.
+--suite stiff --budget small|full runs the stiff-loss study instead: every optimizer under every
+loss weighting at its own best learning rate (docs/stiff-study.md)."""
 
 def parse_params(items: list[str] | None) -> dict[str, Any]:
     params = {}

@@ -24,8 +24,9 @@ def heatmap_figure(median: np.ndarray, failed: np.ndarray, present: np.ndarray, 
 
     finite = median[np.isfinite(median)]
     low, high = (float(finite.min()), float(finite.max())) if len(finite) else (1e-3, 1.0)
-    if high <= low:
-        low, high = low / 2, high * 2
+    if high < 10 * low:  # at least a decade, so that close errors get close colours
+        centre = math.sqrt(low * high)
+        low, high = centre / math.sqrt(10), centre * math.sqrt(10)
     fig, ax = plt.subplots(figsize=(min(TEXT_WIDTH, 1.2 + 0.85 * len(optimizers)), 0.9 + 0.45 * len(weightings)))
     image = ax.imshow(np.ma.masked_invalid(median), norm=LogNorm(low, high), cmap="viridis_r", aspect="auto")
     ax.set_facecolor("#dddddd")
@@ -45,16 +46,17 @@ def heatmap_figure(median: np.ndarray, failed: np.ndarray, present: np.ndarray, 
     ax.set_xticks(range(len(optimizers)), [display_name(o) for o in optimizers], rotation=30, ha="right")
     ax.set_yticks(range(len(weightings)), list(weightings))
     ax.grid(False)
-    fig.colorbar(image, ax=ax, label="median final rel. $L^2$ error" + (f" ({runs} seeds)" if runs else ""))
+    fig.colorbar(image, ax=ax, label="median final rel. $L^2$ error" + (f" ({runs} seed{'s' if runs > 1 else ''})" if runs else ""))
     if title:
         ax.set_title(title)
     return fig
 
 
 def best_weighting_figure(groups: Sequence[tuple[str, str, Sequence[dict[str, Any]]]], *, x: str = "iteration",
-                          title: str | None = None):
+                          title: str | None = None, mark: float | None = None):
     """Relative error against ``x`` ("iteration" or "time"): one median line with a min--max band
-    per ``(optimizer, weighting, records)`` group, labelled with both."""
+    per ``(optimizer, weighting, records)`` group, labelled with both; a dotted vertical line at
+    ``mark`` (the equal time of the tables)."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 2.8))
@@ -66,6 +68,8 @@ def best_weighting_figure(groups: Sequence[tuple[str, str, Sequence[dict[str, An
         style = optimizer_style(label)
         ax.plot(grid, median, label=f"{display_name(label)}, {weighting}", **style)
         ax.fill_between(grid, low, high, color=style["color"], alpha=0.2, linewidth=0)
+    if mark is not None and math.isfinite(mark):
+        ax.axvline(mark, color="black", linestyle=":", linewidth=0.8)
     ax.set_yscale("log")
     ax.set_xlabel(AXIS_LABELS.get(x, x))
     ax.set_ylabel(AXIS_LABELS["rel_l2"])

@@ -3,7 +3,8 @@
 Into ``<folder>/<case>/`` (every figure as PNG and vector PDF):
 
 * ``convergence_iteration`` / ``convergence_time``: relative error of every optimizer with its
-  best weighting (lowest median final error), median and min--max band over seeds;
+  best weighting (lowest median final error), median and min--max band over seeds; a dotted
+  line marks the equal time of the table;
 * ``lr_sensitivity``: final error against learning rate of every first-order optimizer (stage 1);
 * ``weighting_heatmap``: median final error per weighting x optimizer;
 * ``stiffness``: per-term gradient norms and the Hessian's top eigenvalue, runs with fixed weights;
@@ -37,7 +38,8 @@ def write_case(result: StudyResult, case: str, folder: str | Path) -> list[Path]
     paths: list[Path] = []
     with paper_style():
         for x in ("iteration", "time"):
-            fig = best_weighting_figure(groups, x=x, title=f"{case}: best weighting per optimizer")
+            fig = best_weighting_figure(groups, x=x, title=f"{case}: best weighting per optimizer",
+                                        mark=stiff_tables.equal_time(records) if x == "time" else None)
             paths += save_figure(fig, folder / f"convergence_{x}")
         paths += save_figure(lr_sensitivity_figure(result.stage1.get(case, []), title=f"{case}: stage 1, fixed weights"),
                              folder / "lr_sensitivity")
