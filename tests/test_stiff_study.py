@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import math
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -153,3 +154,16 @@ def test_a_tiny_study_writes_every_figure_and_table_and_resumes(tmp_path, capsys
     assert [line for line in lines if line.startswith("resuming")] == [
         f"resuming: 2 of 2 runs already finished in {tmp_path}", f"resuming: 4 of 4 runs already finished in {tmp_path}"]
     assert len(lines) == 4 and again.best_lrs.keys() == {("convection-beta30", "lam")}
+
+
+def test_heat_map_writes_each_cell_and_marks_failed_and_missing_ones():
+    from pinn_lam.plots.stiff_study import heatmap_figure
+
+    median = np.array([[2e-3, np.nan], [0.4, 0.05]])
+    failed, present = np.array([[0, 2], [1, 0]]), np.array([[True, True], [True, False]])
+    fig = heatmap_figure(median, failed, present, ("lam", "adam"), ("fixed", "ntk"), runs=2)
+    texts = {(round(t.get_position()[0]), round(t.get_position()[1])): t.get_text() for t in fig.axes[0].texts}
+    assert texts == {(0, 0): "2.0e-03", (1, 0): "failed", (0, 1): "4.0e-01\n(1 failed)", (1, 1): "n/a"}
+    norm = fig.axes[0].images[0].norm
+    assert (norm.vmin, norm.vmax) == (2e-3, 0.4)  # the colour scale spans the finite medians
+    plt.close(fig)

@@ -32,17 +32,18 @@ def heatmap_figure(median: np.ndarray, failed: np.ndarray, present: np.ndarray, 
     ax.set_facecolor("#dddddd")
     for i in range(len(weightings)):
         for j in range(len(optimizers)):
+            value = median[i, j]
             if not present[i, j]:
-                text = "n/a"
-            elif not math.isfinite(median[i, j]):
-                text = "failed"
-                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="xx", edgecolor="#b22222",
+                text, color = "n/a", "black"
+            elif not math.isfinite(value):
+                text, color = "failed", "#b22222"
+                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="xx", edgecolor="#e8a0a0",
                                            linewidth=0))
             else:
-                text = f"{median[i, j]:.1e}" + (f"\n({failed[i, j]} failed)" if failed[i, j] else "")
-            dark = math.isfinite(median[i, j]) and present[i, j] and \
-                np.log(median[i, j] / low) < 0.5 * np.log(high / low)
-            ax.text(j, i, text, ha="center", va="center", fontsize=6, color="white" if not dark else "black")
+                text = f"{value:.1e}" + (f"\n({failed[i, j]} failed)" if failed[i, j] else "")
+                # viridis_r is light at low errors and dark at high ones
+                color = "black" if math.log(value / low) < 0.5 * math.log(high / low) else "white"
+            ax.text(j, i, text, ha="center", va="center", fontsize=6, color=color)
     ax.set_xticks(range(len(optimizers)), [display_name(o) for o in optimizers], rotation=30, ha="right")
     ax.set_yticks(range(len(weightings)), list(weightings))
     ax.grid(False)

@@ -35,17 +35,16 @@ weights (so every stage-1 run on seed 0) also estimate the Hessian's top eigenva
 ``hessian_points`` evenly spaced iterations and at the end.
 
 **Sizing ``small``** (<= 30 minutes on the 2-core development machine, 2 workers of 1 thread).
-Measured on 2026-12-05 with one torch thread, on the shared machine (load average 3.3): 16 of
-``small``'s runs (each case with LAM at seed 0 with its Hessian estimates, Adam with NTK weights,
-L-BFGS with grad-norm weights, LAM then L-BFGS), timed around
-:func:`~pinn_lam.studies.compare.execute` after a warm-up, took 2.6-5.7 s each, 4.0 s on average,
-diagnostics and error evaluations included (a 20x3 network on 1024 points in float64 trains at
-2-5 ms per iteration). ``small`` has 4 cases x 5 first-order optimizers x 3 rates = 60 stage-1
-runs and 3 x (7 x 4 x 2) + 7 x 3 x 2 = 210 stage-2 runs, of which 20 are stage-1 runs: 250 runs
-(:func:`run_count`). 250 x 4.0 s = 1000 s of work, 500 s on two workers, plus the start of
-each worker (imports, a 2-iteration warm-up per optimizer, the references: under a minute per
-worker): about 10 minutes, which leaves a factor of three for a busier machine within 30 minutes.
-``docs/stiff-study.md`` says how to record a measured total.
+Measured on 2026-12-05 with one torch thread, on the shared machine (load average 2.4-3.4): 24 of
+``small``'s runs (every case, every optimizer, every weighting, with and without Hessian
+estimates), timed one after another around :func:`~pinn_lam.studies.compare.execute` after a
+warm-up, took 2.6-7.9 s each, 4.75 s on average, diagnostics and error evaluations included (a
+20x3 network on 1024 points in float64 trains at 2-7 ms per iteration). ``small`` has 4 cases x
+5 first-order optimizers x 3 rates = 60 stage-1 runs and 3 x (7 x 4 x 2) + 7 x 3 x 2 = 210
+stage-2 runs, of which 20 are stage-1 runs: 250 runs (:func:`run_count`). 250 x 4.75 s = 1190 s
+of work, 595 s on two workers, plus the start of each stage's workers (imports, a 2-iteration
+warm-up per optimizer, the references: about a minute per stage): about 12 minutes, which leaves
+a factor of 2.5 for a busier machine within 30 minutes.
 """
 from __future__ import annotations
 
