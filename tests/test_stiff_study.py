@@ -88,6 +88,9 @@ def test_small_budget_runs_each_first_order_optimizer_at_its_own_rate_with_soft_
     # the stage-2 run with fixed weights on seed 0 is the stage-1 run at the chosen rate (one key)
     assert by[("wave", "lam", "fixed", 0)] in first and by[("wave", "lam", "fixed", 0)].hessian_at == (0, 500)
     assert by[("wave", "lam", "ntk", 0)].hessian_at == () and by[("wave", "lam", "fixed", 1)].hessian_at == ()
+    from pinn_lam.studies import paper_figures
+
+    assert paper_figures.Budget().study == budget  # pinn-lam figures trains the same runs
     full = BUDGETS["full"]
     assert len(full.cases) == 6 and full.seeds >= 3 and full.iterations >= 2000
     assert run_count(full) == 6 * 5 * 5 * 3 + (5 * 7 * 4 + 7 * 3) * 3 - 6 * 5 * 3
