@@ -53,15 +53,19 @@ def write_case(result: StudyResult, case: str, folder: str | Path) -> list[Path]
     return paths + [folder / "results.md"]
 
 
+def _seeds(count: int) -> str:
+    return "seed 0" if count == 1 else f"seeds 0-{count - 1}"
+
+
 def results_markdown(result: StudyResult, *, machine: str | None = None, level: int = 1) -> str:
     """Every case's table, with how the study was run; headings start at ``level``."""
     budget = result.budget
     head = "#" * level
     lines = [f"{head} Stiff-loss study, budget {budget.name}", "",
-             f"{budget.iterations} iterations per run, seeds 0-{budget.seeds - 1}, soft constraints, "
+             f"{budget.iterations} iterations per run, {_seeds(budget.seeds)}, soft constraints, "
              f"{budget.network} {budget.width}x{budget.depth}, {budget.n_collocation} collocation points, "
              f"{budget.dtype}. Learning rates chosen from {', '.join(f'{lr:g}' for lr in budget.lrs)} "
-             f"with fixed weights on seeds 0-{budget.lr_seeds - 1} (lowest median final error). "
+             f"with fixed weights on {_seeds(budget.lr_seeds)} (lowest median final error). "
              "The equal time of a case is its shortest stage-2 training time. Generated; do not edit by hand.", ""]
     for case in cases_of(budget):
         weightings = weightings_of(budget, case)
