@@ -177,7 +177,7 @@ def test_figures_command_makes_every_figure_and_the_results_table(tmp_path, caps
 
     # the --quick set has every problem and the suite; one problem and 4 iterations keep this short
     tiny = dataclasses.replace(paper_figures.QUICK, optimizers=("lam", "adam"), compare_seeds=1, compare_iterations=2,
-                               lrs=(1e-2,), suite=None, solution_iterations=2, problems=("heat",),
+                               lrs=(1e-2,), study=None, solution_iterations=2, problems=("heat",),
                                compare_problem="heat", hessian_points=0)
     monkeypatch.setattr(paper_figures, "QUICK", tiny)
     figures, runs = tmp_path / "figures", tmp_path / "runs"

@@ -14,7 +14,9 @@ in parallel worker processes, and write convergence figures (loss and error agai
 and wall time, median and min-max band over seeds), a stiffness figure (per-term gradient norms,
 the loss Hessian's top eigenvalue), optionally a learning-rate sensitivity figure (LAM against
 Adam, --lrs) and LAM's variants (--variants), plus results.csv and results.md.
-Each run is saved as it finishes: run the same command again to resume a killed comparison."""
+Each run is saved as it finishes: run the same command again to resume a killed comparison.
+--suite stiff --budget small|full runs the stiff-loss study instead: every optimizer under every
+loss weighting at its own best learning rate (docs/stiff-study.md)."""
 
 def parse_params(items: list[str] | None) -> dict[str, Any]:
     params = {}
@@ -56,10 +58,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("problem", nargs="?", help="problem to compare on (a library problem, see 'pinn-lam list', "
                         "or path/to/script.py:NAME); omit with --suite")
     parser.add_argument("--suite", help="run every case of a suite instead (available: stiff)")
-    parser.add_argument("--optimizers", default="lam,adam,rmsprop,lbfgs",
+    parser.add_argument("--budget", choices=("small", "full"),
+                        help="with --suite stiff: the stiff-loss study (learning rate per optimizer, then optimizers x "
+                             "weightings x seeds; docs/stiff-study.md); small: <= 30 min on 2 cores, full: a cluster/GPU")
+    parser.add_argument("--optimizers",
                         help="comma-separated optimizers or variants (lam, lam-bc, lam-layerwise, adam, rmsprop, "
-                             "sgd, lbfgs, ssbfgs, ssbroyden, lm, or phases like lam+lbfgs, lam+lm)")
-    parser.add_argument("--seeds", type=int, default=3, help="number of seeds per optimizer (0, 1, ...)")
+                             "sgd, lbfgs, ssbfgs, ssbroyden, lm, or phases like lam+lbfgs, lam+lm; "
+                             "default lam,adam,rmsprop,lbfgs)")
+    parser.add_argument("--seeds", type=int, help="number of seeds per optimizer (0, 1, ...; default 3)")
     parser.add_argument("--iterations", type=int, help="iteration budget of every run (unset: the problem's default budget)")
     parser.add_argument("--time-limit", type=float, metavar="SECONDS",
                         help="wall-time budget of every run in training seconds (alone: iterations unbounded)")
@@ -106,7 +112,7 @@ def plans_from_args(args: argparse.Namespace):
     params = parse_params(args.param)
     if args.suite and params:
         raise ValueError("--param cannot be combined with --suite (each case sets its own parameters)")
-    if args.seeds < 1:
+    if args.seeds is not None and args.seeds < 1:
         raise ValueError(f"--seeds must be a positive count, got {args.seeds}")
     if args.hessian_points < 0:
         raise ValueError(f"--hessian-points must be >= 0, got {args.hessian_points}")
@@ -119,7 +125,8 @@ def plans_from_args(args: argparse.Namespace):
                      if getattr(args, k) is not None}
     if args.soft_constraints:
         solve_options["hard_constraints"] = False
-    return [plan(case.problem, optimizers=parse_list(args.optimizers, what="optimizer"), seeds=args.seeds,
+    optimizers = parse_list(args.optimizers or "lam,adam,rmsprop,lbfgs", what="optimizer")
+    return [plan(case.problem, optimizers=optimizers, seeds=3 if args.seeds is None else args.seeds,
                  iterations=args.iterations, time_limit=args.time_limit, params=case.parameters,
                  lrs=parse_list(args.lrs, float, "learning-rate"), variants=args.variants, case=case.name,
                  preset=args.preset, eval_every=args.eval_every, stiffness=not args.no_stiffness,
@@ -127,6 +134,10 @@ def plans_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.budget is not None:
+        from pinn_lam.cli.stiff_study import run_study
+
+        return run_study(args)
     from pinn_lam.studies.compare import run_comparison
     from pinn_lam.studies.report import write_report, write_tables
     from pinn_lam.studies.tables import machine_description

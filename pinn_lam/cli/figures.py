@@ -8,7 +8,7 @@ from pinn_lam.cli.compare import add_scheduler_argument, check_scheduler
 HELP = "regenerate figures/: solutions against references, optimizer comparisons, results table"
 DESCRIPTION = """\
 Train what the figures need (the default solve of every problem; the optimizer comparison on
-Burgers with a learning-rate grid and LAM's variants; the stiff suite) in parallel worker
+Burgers with a learning-rate grid and LAM's variants; the stiff-loss study at budget small) in parallel worker
 processes, then draw every figure as PNG and PDF and write results.md. Minutes on a 2-core
 CPU (docs/compare.md); --scale multiplies the iteration budgets, --quick makes a smoke test of a minute or
 two. Finished runs are kept under --runs, so an interrupted call picks up where it stopped."""

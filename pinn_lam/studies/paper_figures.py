@@ -8,13 +8,16 @@ What it makes (each figure as PNG and vector PDF):
 * ``burgers/``: the optimizer comparison on Burgers (LAM, Adam, RMSprop, L-BFGS over seeds):
   convergence against iteration and wall time, stiffness diagnostics, learning-rate sensitivity
   of LAM against Adam, and LAM's variants;
-* ``stiff/<case>/``: convergence and stiffness of the same optimizers on each case of the
-  stiff suite (:mod:`pinn_lam.studies.suites`);
-* ``results.md``: the tables (problem, optimizer, error, time) and the machine.
+* ``stiff/<case>/``: the stiff-loss study (:mod:`pinn_lam.studies.stiff_study`, budget ``small``):
+  each optimizer at its own best learning rate under every loss weighting, with the figures of
+  :mod:`pinn_lam.studies.stiff_report`;
+* ``results.md``: the tables (problem, optimizer, error, time; the study's optimizer x weighting
+  tables) and the machine.
 
 The budget (:class:`Budget`) is chosen so that the whole set takes minutes on a 2-core CPU
-(under 5 on an idle one, several times longer on a busy one; docs/compare.md has the measurement).
-``scale`` multiplies the comparison iteration counts (the solutions keep the defaults whose
+(the solutions and the Burgers comparison under 5 on an idle one, the study about 12 more;
+docs/compare.md and :mod:`pinn_lam.studies.stiff_study` have the measurements).
+``scale`` multiplies the comparison and study iteration counts (the solutions keep the defaults whose
 accuracy the README quotes); ``quick`` shrinks everything to a smoke test. Runs are stored under ``runs`` as they finish, so an interrupted call resumes.
 """
 from __future__ import annotations
@@ -24,9 +27,10 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
-from pinn_lam.studies import suites
 from pinn_lam.studies.compare import Plan, RunSpec, plan, run_comparison
 from pinn_lam.studies.report import budget_text, write_figures
+from pinn_lam.studies.stiff_report import results_markdown as study_markdown, write_case
+from pinn_lam.studies.stiff_study import BUDGETS, StudyBudget, StudyResult, run_study
 from pinn_lam.studies.tables import markdown, machine_description, summarize
 
 
@@ -41,9 +45,7 @@ class Budget:
     compare_iterations: int = 800
     compare_seeds: int = 3
     lrs: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
-    suite_iterations: int = 500
-    suite_seeds: int = 2
-    suite: str | None = "stiff"
+    study: StudyBudget | None = BUDGETS["small"]
     problems: tuple[str, ...] = ("burgers", "heat", "poisson")
     compare_problem: str = "burgers"
     hessian_points: int = 3
@@ -55,15 +57,18 @@ class Budget:
             raise ValueError(f"scale must be positive, got {scale!r}")
         def times(n: int | None) -> int | None:
             return None if n is None else max(2, int(round(n * scale)))
-        return dataclasses.replace(self, compare_iterations=times(self.compare_iterations),
-                                   suite_iterations=times(self.suite_iterations),
+        study = None if self.study is None else dataclasses.replace(self.study, iterations=times(self.study.iterations))
+        return dataclasses.replace(self, compare_iterations=times(self.compare_iterations), study=study,
                                    solution_iterations=times(self.solution_iterations))
 
 
+#: the study of a smoke test: two cases, every kind of optimizer, the weightings of both kinds
+QUICK_STUDY = StudyBudget("quick", cases=("convection-beta30", "helmholtz"), optimizers=("lam", "adam", "lbfgs", "lam+lbfgs"),
+                          weightings=("fixed", "grad-norm", "causal"), seeds=1, iterations=6, lrs=(1e-3, 1e-2),
+                          width=8, depth=2, n_collocation=256, hessian_points=1)
 #: a smoke test of the whole pipeline (a few seconds per run)
 QUICK = Budget(solution_preset="quick", solution_iterations=10, compare_iterations=10, compare_seeds=2,
-               lrs=(1e-3, 1e-2), suite_iterations=6, suite_seeds=1, hessian_points=1,
-               solve_options=(("n_collocation", 256),))
+               lrs=(1e-3, 1e-2), study=QUICK_STUDY, hessian_points=1, solve_options=(("n_collocation", 256),))
 
 
 def solution_spec(problem: str, budget: Budget, runs: Path) -> RunSpec:
@@ -78,17 +83,11 @@ def solution_spec(problem: str, budget: Budget, runs: Path) -> RunSpec:
                    solve_options=tuple(sorted(options.items())))
 
 
-def plans(budget: Budget) -> tuple[Plan, list[Plan]]:
-    """The Burgers comparison (with learning-rate grid and variants) and the stiff suite's plans."""
-    options = dict(budget.solve_options)
-    main = plan(budget.compare_problem, optimizers=budget.optimizers, seeds=budget.compare_seeds,
+def comparison_plan(budget: Budget) -> Plan:
+    """The Burgers comparison (with learning-rate grid and variants)."""
+    return plan(budget.compare_problem, optimizers=budget.optimizers, seeds=budget.compare_seeds,
                 iterations=budget.compare_iterations, lrs=budget.lrs, variants=True, preset=budget.compare_preset,
-                hessian_points=budget.hessian_points, solve_options=options)
-    suite = [plan(case.problem, optimizers=budget.optimizers, seeds=budget.suite_seeds, iterations=budget.suite_iterations,
-                  params=case.parameters, case=case.name, preset=budget.compare_preset,
-                  hessian_points=budget.hessian_points, solve_options=options)
-             for case in (suites.get(budget.suite) if budget.suite else ())]
-    return main, suite
+                hessian_points=budget.hessian_points, solve_options=dict(budget.solve_options))
 
 
 def make_all(output: str | Path = "figures", runs: str | Path = "runs/figures", *, budget: Budget = Budget(),
@@ -101,13 +100,15 @@ def make_all(output: str | Path = "figures", runs: str | Path = "runs/figures", 
     workers share with this process."""
     output, runs = Path(output), Path(runs)
     solutions = {problem: solution_spec(problem, budget, runs) for problem in budget.problems}
-    main, suite = plans(budget)
+    main = comparison_plan(budget)
     # the longest runs first, so that the workers finish together
-    specs = list(solutions.values()) + main.runs + [s for p in suite for s in p.runs]
+    specs = list(solutions.values()) + main.runs
     if log:
-        log(f"pinn-lam figures: {len(specs)} runs (results in {runs}), figures into {output}")
+        log(f"pinn-lam figures: {len(specs)} runs (results in {runs}), then the stiff-loss study; figures into {output}")
     records = {r["key"]: r for r in run_comparison(specs, runs, workers=workers, resume=resume, warm=warm,
                                                                  log=log, scheduler=scheduler)}
+    study = None if budget.study is None else run_study(budget.study, runs, workers=workers, resume=resume, warm=warm,
+                                                        log=log, scheduler=scheduler)
     failed = [problem for problem, spec in solutions.items() if records[spec.key]["status"] != "ok"]
     if failed:
         raise RuntimeError(f"the solve run of {', '.join(failed)} failed: "
@@ -122,17 +123,18 @@ def make_all(output: str | Path = "figures", runs: str | Path = "runs/figures", 
                 raise FileNotFoundError(f"{source / f'solution{suffix}'} is missing; run again with resume=False (--no-resume)")
             written.append(Path(shutil.copyfile(source / f"solution{suffix}", output / f"solution_{problem}{suffix}")))
     written += write_figures(main, records, output / main.case, title=main.case.capitalize())
-    for p in suite:
-        written += write_figures(p, records, output / str(budget.suite) / p.case, title=p.case)
-    text = results_markdown(solutions, main, suite, records)
+    for case in (study.budget.cases if study else ()):
+        written += write_case(study, case, output / study.budget.suite / case)
+    text = results_markdown(solutions, main, study, records)
     (output / "results.md").write_text(text)
     written.append(output / "results.md")
     return written
 
 
-def results_markdown(solutions: dict[str, RunSpec], main: Plan, suite: list[Plan],
+def results_markdown(solutions: dict[str, RunSpec], main: Plan, study: StudyResult | None,
                      records: dict[str, dict[str, Any]]) -> str:
-    """``figures/results.md``: solutions (problem, optimizer, error, time), then the comparison tables."""
+    """``figures/results.md``: solutions (problem, optimizer, error, time), the comparison table,
+    then the stiff-loss study's tables."""
     lines = ["# Results", "", "Generated by `pinn-lam figures`; do not edit by hand.", "",
              "## Solutions (defaults of `pinn-lam solve`, seed 0)", "",
              "| problem | optimizer | iterations | rel. L2 error | max abs error | training time [s] |",
@@ -145,7 +147,6 @@ def results_markdown(solutions: dict[str, RunSpec], main: Plan, suite: list[Plan
     lines += ["", f"## {main.case.capitalize()}: optimizer comparison ({budget_text(main)} each, preset "
                   f"{main.main[0].preset or 'default'})", "",
               markdown(summarize([records[s.key] for s in main.runs]), machine=machine)]
-    if suite:
-        lines += [f"## Stiff suite ({budget_text(suite[0])} each)", "",
-                  markdown(summarize([records[s.key] for p in suite for s in p.runs]), machine=machine)]
+    if study is not None:
+        lines += [study_markdown(study, machine=machine, level=2)]
     return "\n".join(lines)
