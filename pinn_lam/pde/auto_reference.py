@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from pinn_lam.errors import ProblemError
-from pinn_lam.pde import auto_evolution, auto_steady
+from pinn_lam.pde import auto_corner, auto_evolution, auto_steady
 from pinn_lam.pde.auto_evolution import EvolutionPlan, GridFields
 from pinn_lam.pde.auto_plan import plan as make_plan
 from pinn_lam.pde.cache import cached
@@ -42,7 +42,7 @@ from pinn_lam.pde.fields import AutogradFields, Fields
 from pinn_lam.pde.reference import PointReference, Reference
 
 #: bump when the automatic solvers change, so old cache entries are not reused
-VERSION = "auto-2"
+VERSION = "auto-3"
 #: the error the refinement aims at (relative L2) and the seconds it may take, by default
 TARGET, BUDGET = 1e-5, 30.0
 #: the largest estimated error with which a problem without a reference gets the automatic one
@@ -323,6 +323,10 @@ def _steady(problem, plan, target: float, budget: float, width: int):
     def level(n: int, k: int, deadline: float):
         return auto_steady.solve(problem, plan, n, width)
 
+    alpha = auto_corner.corner_exponent(problem.domain, auto_steady.MaskedGrid(problem.domain, START["steady"]))
+    if alpha is not None:
+        return _steady_with_corner(problem, plan, target, budget, width, alpha)
+
     def restrict(result):
         grid, u = result
         keep = np.all([np.isin(np.round(grid.points[:, i] * 2 ** 40), np.round(a[::2] * 2 ** 40))
@@ -340,3 +344,22 @@ def _steady(problem, plan, target: float, budget: float, width: int):
         arrays["u"] = u.reshape(shape)
         return arrays, meta
     return {"scattered": grid.points, "u": u}, meta
+
+
+def _steady_with_corner(problem, plan, target: float, budget: float, width: int, alpha: float):
+    """The extrapolated solution of a domain with a re-entrant corner (:mod:`pinn_lam.pde.auto_corner`)."""
+    result = auto_corner.refine(lambda n: auto_steady.solve(problem, plan, n, width), alpha, target, budget,
+                                START["steady"], LIMIT["steady"], _estimate)
+    n, stopped = result["n"], result["stopped"]
+    orders = f"h^({2 * alpha:.4g}) and h^({3 * alpha:.4g})"
+    extrapolated = bool(result["changes"])
+    method = (f"automatic sparse solve: {width}-point FD on {n // 4}, {n // 2} and {n} intervals, splu, extrapolated in "
+              f"{orders} (re-entrant corner, exponent {alpha:.4g}); {stopped}" if extrapolated else
+              f"automatic sparse solve: {width}-point FD on {n} intervals, splu; {stopped}")
+    kind = ("change from the extrapolation one grid coarser, with its geometric tail once two ratios agree"
+            if extrapolated else "change from the grid before")
+    meta = {"error_estimate": result["estimate"], "method": method, "error_kind": kind, "stopped": stopped,
+            "changes": result["changes"], "raw_changes": result["raw_changes"], "intervals": n,
+            "corner_exponent": alpha, "expected_order": 2 * alpha,
+            "observed_order": auto_corner.observed_order(result["raw_changes"])}
+    return {"scattered": result["grid"].points, "u": result["u"]}, meta
