@@ -19,7 +19,11 @@ its change from level :math:`k-1` on the common nodes,
 speeding up, as in Allen-Cahn's pre-asymptotic levels, would otherwise be taken for a fast one),
 
 refining until :math:`\hat e_k` meets ``target`` or the next level would overrun ``budget``
-seconds (``Reference.info["stopped"]`` says which). Results are cached
+seconds (``Reference.info["stopped"]`` says which). Two cases know a lower order than the
+coarse levels show: a periodic initial value whose ``k``-th derivative jumps where the period
+closes caps :math:`\rho_k` at :math:`2^{k+1}` (:mod:`pinn_lam.pde.auto_seam`), and a steady
+domain with a re-entrant corner is extrapolated in the corner's exponents instead
+(:mod:`pinn_lam.pde.auto_corner`). Results are cached
 (:func:`pinn_lam.pde.cache.cached`), keyed by the problem's name and parameters, the source of its
 residual and a fingerprint of its equation and conditions evaluated at fixed points.
 """

@@ -15,7 +15,9 @@ with :math:`c_k = \partial R/\partial F_k` at every node by autograd, and solves
     \Big(\sum_k \operatorname{diag}(c_k)\,D_k\Big)\,\delta = -R(u) \ \text{at interior nodes}, \qquad
     \delta = 0 \ \text{at boundary nodes, where}\ u = g \ \text{(Dirichlet)},
 
-with ``scipy.sparse.linalg.splu``, from :math:`u = 0` inside. A linear residual takes one step
+with ``scipy.sparse.linalg.splu`` on the interior unknowns (minimum-degree ordering of
+:math:`A^T + A`; the factorization is reused while the linearization is unchanged), from
+:math:`u = 0` inside. A linear residual takes one step
 (the second evaluation confirms it); a nonlinear one stops when the largest residual has fallen by
 :data:`NEWTON_TOLERANCE`, or is refused in one line after :data:`NEWTON_STEPS` steps.
 """
