@@ -35,7 +35,8 @@ import scipy.sparse as sp
 import torch
 
 from pinn_lam.errors import ProblemError
-from pinn_lam.pde import fd, spectral as fourier
+from pinn_lam.pde import fd
+from pinn_lam.pde import spectral as fourier
 from pinn_lam.pde.auto_jacobian import jacobian
 from pinn_lam.pde.fields import TensorFields
 from pinn_lam.pde.spec import equation_residuals
