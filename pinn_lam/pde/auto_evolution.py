@@ -16,9 +16,12 @@ batched call of the residual per right-hand side; an :math:`m \times m` solve pe
 
 Space: :math:`n` intervals with ``width``-point Fornberg stencils (:func:`fd.difference_matrix`;
 one-sided near the ends), or :math:`n` nodes with centred circulant stencils for a periodic
-variable. A boundary condition at an end (Dirichlet, Neumann, Robin: any condition affine in the
+variable, or with ``spectral=True`` the dense Fourier collocation matrices
+(:func:`spectral.differentiation_matrix`) and the Jacobian of :mod:`pinn_lam.pde.auto_jacobian`.
+A boundary condition at an end (Dirichlet, Neumann, Robin: any condition affine in the
 end node's value) eliminates that node: its value solves the condition, given the other nodes.
-Time: ``solve_ivp``'s BDF with the Jacobian's sparsity (:func:`fd.method_of_lines`).
+Time: ``solve_ivp``'s BDF with the Jacobian's sparsity (:func:`fd.method_of_lines`), or its
+dense Jacobian where the matrices are dense.
 """
 from __future__ import annotations
 
@@ -33,6 +36,8 @@ import torch
 
 from pinn_lam.errors import ProblemError
 from pinn_lam.pde import fd
+from pinn_lam.pde import spectral as fourier
+from pinn_lam.pde.auto_jacobian import jacobian
 from pinn_lam.pde.fields import TensorFields
 from pinn_lam.pde.spec import equation_residuals
 
@@ -101,15 +106,22 @@ class Semidiscrete:
 
     ``y`` holds, output after output, the free nodes (those no end condition fixes); with
     second order in time, the values and then the rates. :meth:`full` rebuilds every node.
+    ``spectral=True`` (periodic plans only) differentiates by Fourier collocation instead of stencils.
     """
 
-    def __init__(self, problem, plan: EvolutionPlan, n: int, width: int) -> None:
+    def __init__(self, problem, plan: EvolutionPlan, n: int, width: int, spectral: bool = False) -> None:
+        if spectral and not plan.periodic:
+            raise ValueError("Fourier differentiation needs a periodic space variable")
         self.problem, self.plan = problem, plan
         space_bounds = problem.domain.bounds[problem.variables.index(plan.space)]
         self.x = space_nodes(space_bounds, n, plan.periodic)
         size, h = len(self.x), (space_bounds[1] - space_bounds[0]) / n
         needed = max(plan.space_order, 1)
-        if plan.periodic:
+        self.spectral = spectral
+        if spectral:
+            self.d = [fourier.differentiation_matrix(size, space_bounds[1] - space_bounds[0], k)
+                      for k in range(1, needed + 1)]
+        elif plan.periodic:
             self.d = [periodic_difference_matrix(size, h, k, width) for k in range(1, needed + 1)]
         else:
             # second order in time: centred rows up to the ends keep the scheme from growing (fd.difference_matrix)
@@ -275,10 +287,10 @@ def initial_state(system: Semidiscrete, initial: Callable[[int, str, np.ndarray]
 
 def solve(problem, plan: EvolutionPlan, n: int, width: int, times: np.ndarray, rtol: float,
           initial: Callable[[int, str, np.ndarray], np.ndarray],
-          deadline: float = math.inf) -> tuple[np.ndarray, np.ndarray]:
+          deadline: float = math.inf, spectral: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The nodes ``x`` and the solution ``(len(x), len(times), m)`` on ``n`` intervals
     (``RuntimeError`` when the integrator fails or ``time.perf_counter()`` passes ``deadline``)."""
-    system = Semidiscrete(problem, plan, n, width)
+    system = Semidiscrete(problem, plan, n, width, spectral)
     y0 = initial_state(system, initial)
     scale = max(float(np.abs(y0).max()), 1e-3)
 
@@ -287,8 +299,8 @@ def solve(problem, plan: EvolutionPlan, n: int, width: int, times: np.ndarray, r
             raise RuntimeError(f"the method of lines on {n} intervals ran past its time budget")
         return system.rhs(t, y)
 
-    ys = fd.method_of_lines(rhs, y0, times, jac_sparsity=system.sparsity(), method="BDF",
-                            rtol=rtol, atol=rtol * scale)
+    structure = {"jac": lambda t, y: jacobian(system, t, y)} if spectral else {"jac_sparsity": system.sparsity()}
+    ys = fd.method_of_lines(rhs, y0, times, method="BDF", rtol=rtol, atol=rtol * scale, **structure)
     u = np.stack([system.full(t, y)[:, :system.m] for t, y in zip(times, ys)], axis=1)
     return system.x, u
 

@@ -19,7 +19,11 @@ its change from level :math:`k-1` on the common nodes,
 speeding up, as in Allen-Cahn's pre-asymptotic levels, would otherwise be taken for a fast one),
 
 refining until :math:`\hat e_k` meets ``target`` or the next level would overrun ``budget``
-seconds (``Reference.info["stopped"]`` says which). Results are cached
+seconds (``Reference.info["stopped"]`` says which). Two cases know a lower order than the
+coarse levels show: a periodic initial value whose ``k``-th derivative jumps where the period
+closes caps :math:`\rho_k` at :math:`2^{k+1}` (:mod:`pinn_lam.pde.auto_seam`), and a steady
+domain with a re-entrant corner is extrapolated in the corner's exponents instead
+(:mod:`pinn_lam.pde.auto_corner`). Results are cached
 (:func:`pinn_lam.pde.cache.cached`), keyed by the problem's name and parameters, the source of its
 residual and a fingerprint of its equation and conditions evaluated at fixed points.
 """
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import math
 import time as clock
 from typing import Any
 
@@ -34,7 +39,7 @@ import numpy as np
 import torch
 
 from pinn_lam.errors import ProblemError
-from pinn_lam.pde import auto_evolution, auto_steady
+from pinn_lam.pde import auto_corner, auto_evolution, auto_seam, auto_steady
 from pinn_lam.pde.auto_evolution import EvolutionPlan, GridFields
 from pinn_lam.pde.auto_plan import plan as make_plan
 from pinn_lam.pde.cache import cached
@@ -42,7 +47,7 @@ from pinn_lam.pde.fields import AutogradFields, Fields
 from pinn_lam.pde.reference import PointReference, Reference
 
 #: bump when the automatic solvers change, so old cache entries are not reused
-VERSION = "auto-2"
+VERSION = "auto-3"
 #: the error the refinement aims at (relative L2) and the seconds it may take, by default
 TARGET, BUDGET = 1e-5, 30.0
 #: the largest estimated error with which a problem without a reference gets the automatic one
@@ -196,19 +201,21 @@ def _change(fine: np.ndarray, coarse: np.ndarray) -> float:
     return float(np.linalg.norm(fine - coarse) / max(np.linalg.norm(fine), 1e-300))
 
 
-def _estimate(changes: list[float]) -> float:
+def _estimate(changes: list[float], max_ratio: float = math.inf) -> float:
     """The error estimate of the finest level from the changes between levels (module docstring):
     the geometric tail :math:`\varepsilon_k/(\rho - 1)` only where the last two ratios agree
-    within a factor of 2 (the convergence is in its asymptotic regime), else the change itself."""
+    within a factor of 2 (the convergence is in its asymptotic regime), else the change itself;
+    :math:`\rho` at most ``max_ratio`` (the rate a known lower order allows)."""
     if len(changes) >= 2 and changes[-1] > 0 and changes[-2] / changes[-1] > 2:
         ratio = changes[-2] / changes[-1]
         settled = len(changes) < 3 or changes[-2] <= 0 or 0.5 < ratio / (changes[-3] / changes[-2]) < 2
         if settled:
-            return changes[-1] / (ratio - 1)
+            return changes[-1] / (min(ratio, max_ratio) - 1)
     return changes[-1]
 
 
-def _refine(solve_level, restrict, target: float, budget: float, start: int, limit: int):
+def _refine(solve_level, restrict, target: float, budget: float, start: int, limit: int,
+            max_ratio: float = math.inf):
     """Levels ``n = start, 2 start, ...`` until the estimate meets ``target``, the next level
     would overrun ``budget`` seconds, or ``n`` would pass ``limit``; at least two levels.
     ``solve_level(n, k, deadline)`` may raise ``RuntimeError`` (blown up, or past the deadline)."""
@@ -238,7 +245,7 @@ def _refine(solve_level, restrict, target: float, budget: float, start: int, lim
             previous, changes = None, []
         elif previous is not None:
             changes.append(_change(restrict(result), previous[1]))
-            best = (result, n, _estimate(changes), list(changes))
+            best = (result, n, _estimate(changes, max_ratio), list(changes))
             if best[2] <= target:
                 return best + ("met the target",)
             if clock.perf_counter() - began + growth * took > budget:
@@ -259,8 +266,14 @@ def _evolution(problem, plan: EvolutionPlan, target: float, budget: float, width
         return auto_evolution.solve(problem, plan, n, width, times, rtol0 / 4 ** k, initial, deadline)
 
     began = clock.perf_counter()
+    seam = None
+    if plan.periodic:
+        seam = auto_seam.seam_order(lambda x: np.column_stack([initial(o, plan.initial_values[o], x)
+                                                               for o in range(len(plan.outputs))]),
+                                    problem.domain.bounds[problem.variables.index(plan.space)])
+    max_ratio = math.inf if seam is None else 2.0 ** seam
     (x, u), n, estimate, changes, stopped = _refine(level, lambda r: r[1][::2], target, budget,
-                                                    START["evolution"], LIMIT["evolution"])
+                                                    START["evolution"], LIMIT["evolution"], max_ratio)
     # enough output times that the quintic spline in time keeps the estimate (an oscillating phase needs more)
     in_time = _time_interpolation_error(times, u)
     while in_time > target / 4 and len(times) < MAX_TIMES and clock.perf_counter() - began < budget:
@@ -279,7 +292,7 @@ def _evolution(problem, plan: EvolutionPlan, target: float, budget: float, width
     method = (f"automatic method of lines: {width}-point FD{' periodic' if plan.periodic else ''}, {n} intervals "
               f"in {plan.space}, BDF rtol={rtol0 / 4 ** round(np.log2(n / START['evolution'])):.1e}; {stopped}")
     meta = {"error_estimate": estimate, "method": method, "error_kind": "change from the grid and tolerance before",
-            "stopped": stopped, "changes": changes, "intervals": n}
+            "stopped": stopped, "changes": changes, "intervals": n, "seam_order": seam}
     axes = [x[::stride], times] if plan.space == problem.variables[0] else [times, x[::stride]]
     out = u[::stride] if plan.space == problem.variables[0] else np.swapaxes(u[::stride], 0, 1)
     return {"grid_0": axes[0], "grid_1": axes[1], "u": out, "fine_x": x, "fine_t": times, "fine_u": u,
@@ -323,6 +336,10 @@ def _steady(problem, plan, target: float, budget: float, width: int):
     def level(n: int, k: int, deadline: float):
         return auto_steady.solve(problem, plan, n, width)
 
+    alpha = auto_corner.corner_exponent(problem.domain, auto_steady.MaskedGrid(problem.domain, START["steady"]))
+    if alpha is not None:
+        return _steady_with_corner(problem, plan, target, budget, width, alpha)
+
     def restrict(result):
         grid, u = result
         keep = np.all([np.isin(np.round(grid.points[:, i] * 2 ** 40), np.round(a[::2] * 2 ** 40))
@@ -340,3 +357,22 @@ def _steady(problem, plan, target: float, budget: float, width: int):
         arrays["u"] = u.reshape(shape)
         return arrays, meta
     return {"scattered": grid.points, "u": u}, meta
+
+
+def _steady_with_corner(problem, plan, target: float, budget: float, width: int, alpha: float):
+    """The extrapolated solution of a domain with a re-entrant corner (:mod:`pinn_lam.pde.auto_corner`)."""
+    result = auto_corner.refine(lambda n: auto_steady.solve(problem, plan, n, width), alpha, target, budget,
+                                START["steady"], LIMIT["steady"], _estimate)
+    n, stopped = result["n"], result["stopped"]
+    orders = f"h^({2 * alpha:.4g}) and h^({3 * alpha:.4g})"
+    extrapolated = bool(result["changes"])
+    method = (f"automatic sparse solve: {width}-point FD on {n // 4}, {n // 2} and {n} intervals, splu, extrapolated in "
+              f"{orders} (re-entrant corner, exponent {alpha:.4g}); {stopped}" if extrapolated else
+              f"automatic sparse solve: {width}-point FD on {n} intervals, splu; {stopped}")
+    kind = ("change from the extrapolation one grid coarser, with its geometric tail once two ratios agree"
+            if extrapolated else "change from the grid before")
+    meta = {"error_estimate": result["estimate"], "method": method, "error_kind": kind, "stopped": stopped,
+            "changes": result["changes"], "raw_changes": result["raw_changes"], "intervals": n,
+            "corner_exponent": alpha, "expected_order": 2 * alpha,
+            "observed_order": auto_corner.observed_order(result["raw_changes"])}
+    return {"scattered": result["grid"].points, "u": result["u"]}, meta

@@ -15,7 +15,9 @@ with :math:`c_k = \partial R/\partial F_k` at every node by autograd, and solves
     \Big(\sum_k \operatorname{diag}(c_k)\,D_k\Big)\,\delta = -R(u) \ \text{at interior nodes}, \qquad
     \delta = 0 \ \text{at boundary nodes, where}\ u = g \ \text{(Dirichlet)},
 
-with ``scipy.sparse.linalg.splu``, from :math:`u = 0` inside. A linear residual takes one step
+with ``scipy.sparse.linalg.splu`` on the interior unknowns (minimum-degree ordering of
+:math:`A^T + A`; the factorization is reused while the linearization is unchanged), from
+:math:`u = 0` inside. A linear residual takes one step
 (the second evaluation confirms it); a nonlinear one stops when the largest residual has fallen by
 :data:`NEWTON_TOLERANCE`, or is refused in one line after :data:`NEWTON_STEPS` steps.
 """
@@ -36,6 +38,8 @@ from pinn_lam.pde.spec import equation_residuals
 
 #: Newton steps at most, and the fall of the largest residual that ends them
 NEWTON_STEPS, NEWTON_TOLERANCE = 30, 1e-10
+#: the column ordering of the sparse LU: minimum degree on A^T + A (the stencils are symmetric in structure)
+PERMUTATION = "MMD_AT_PLUS_A"
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,8 @@ class MaskedGrid:
         blocks_rows, blocks_cols, blocks_vals = [], [], []
         moved = np.moveaxis(self.index, axis, -1).reshape(-1, self.shape[axis])
         coordinates = self.axes[axis]
+        # on a uniform axis a run's weights depend on its length only: one Fornberg pass per length
+        by_length: dict[int, sp.coo_matrix] = {}
         for line in moved:
             inside = line >= 0
             edges = np.flatnonzero(np.diff(np.r_[0, inside.astype(int), 0]))
@@ -91,8 +97,9 @@ class MaskedGrid:
                 w = min(width, length if length % 2 else length - 1)
                 if w < order + 1:
                     continue
-                matrix = fd.difference_matrix(coordinates[start:stop], order, w)
-                coo = matrix.tocoo()
+                if length not in by_length:
+                    by_length[length] = fd.difference_matrix(coordinates[:length], order, w).tocoo()
+                coo = by_length[length]
                 blocks_rows.append(line[start:stop][coo.row])
                 blocks_cols.append(line[start:stop][coo.col])
                 blocks_vals.append(coo.data)
@@ -164,11 +171,9 @@ def solve(problem, plan: SteadyPlan, n: int, width: int) -> tuple[MaskedGrid, np
     size, m = len(grid.points), len(plan.outputs)
     interior, boundary = np.flatnonzero(~grid.boundary), np.flatnonzero(grid.boundary)
     matrices = [derivative_matrix(grid, plan.space, key, width)[interior] for key in ("",) + plan.keys]
-    selector = sp.identity(size, format="csr")[boundary]
-    fixed = [[selector if o == p else sp.csr_matrix((len(boundary), size)) for p in range(m)] for o in range(m)]
     u = np.zeros((size, m))
     u[boundary] = dirichlet_values(problem, plan, grid)
-    first = None
+    first, factored = None, None
     for number in range(NEWTON_STEPS):
         fields = np.stack([np.stack([matrix @ u[:, o] for matrix in matrices], axis=1) for o in range(m)], axis=1)
         r, c = linearization(problem, plan, grid.points[interior], fields)
@@ -176,15 +181,17 @@ def solve(problem, plan: SteadyPlan, n: int, width: int) -> tuple[MaskedGrid, np
         first = size_r if first is None else first
         if number > 0 and size_r <= NEWTON_TOLERANCE * max(first, 1e-300):
             return grid, u
-        rows = [[sum(sp.diags(c[:, e, o, k]) @ matrices[k] for k in range(len(matrices))) for o in range(m)]
-                for e in range(m)]
-        system = sp.bmat(rows + fixed, format="csc")
-        rhs = np.concatenate([-r[:, e] for e in range(m)] + [np.zeros(len(boundary) * m)])
-        try:
-            step = spla.splu(system).solve(rhs)
-        except RuntimeError as error:
-            raise ProblemError(f"the assembled system is singular ({error}); is the problem well posed?") from None
-        u += step.reshape(m, size).T
+        if factored is None or not np.array_equal(c, factored[0]):  # a linear residual keeps its matrix
+            # the step is zero at the boundary nodes, so only the interior columns enter
+            rows = [[sum(sp.diags(c[:, e, o, k]) @ matrices[k][:, interior] for k in range(len(matrices)))
+                     for o in range(m)] for e in range(m)]
+            system = sp.bmat(rows, format="csc")
+            try:
+                factored = (c, spla.splu(system, permc_spec=PERMUTATION))
+            except RuntimeError as error:
+                raise ProblemError(f"the assembled system is singular ({error}); is the problem well posed?") from None
+        step = factored[1].solve(np.concatenate([-r[:, e] for e in range(m)]))
+        u[interior] += step.reshape(m, len(interior)).T
         if not np.isfinite(u).all():
             break
         if number > 0 and np.linalg.norm(step) <= 1e-12 * np.linalg.norm(u):  # stalled at round-off

@@ -1,6 +1,7 @@
 r"""Fourier building blocks on ``scipy.fft`` for the periodic problems' reference solvers.
 
 * :func:`wavenumbers`: the angular wave numbers of ``n`` equispaced nodes on a period;
+* :func:`differentiation_matrix`: the dense Fourier collocation matrix of a derivative on them;
 * :func:`etdrk4`: exponential time differencing with fourth-order Runge–Kutta (Cox & Matthews
   2002) for :math:`\hat u' = L\hat u + \hat N(\hat u)` with diagonal :math:`L`, its coefficients
   by the contour integrals of Kassam & Trefethen (2005, *SIAM J. Sci. Comput.* 26:1214), which
@@ -22,6 +23,21 @@ def wavenumbers(n: int, length: float) -> np.ndarray:
     r"""The angular wave numbers :math:`2\pi m/L` of ``n`` nodes on a period ``length``, in
     ``scipy.fft.fft`` order: ``(n,)``."""
     return 2 * math.pi * sfft.fftfreq(n, d=length / n)
+
+
+def differentiation_matrix(n: int, length: float, order: int) -> np.ndarray:
+    r"""The dense ``(n, n)`` matrix of the ``order``-th derivative by Fourier collocation on ``n``
+    equispaced nodes of a period ``length``: :math:`D^{(k)} = F^{-1}\operatorname{diag}((i\kappa)^k) F`.
+
+    Exact (to round-off) on trigonometric polynomials of degree below ``n/2``. For odd ``order``
+    and even ``n`` the Nyquist mode's derivative is set to zero, which keeps :math:`D` real.
+    """
+    if n < 2 or length <= 0 or order < 1:
+        raise ValueError(f"need n >= 2 nodes, length > 0 and order >= 1, got n={n}, length={length}, order={order}")
+    symbol = (1j * wavenumbers(n, length)) ** order
+    if order % 2 and n % 2 == 0:
+        symbol[n // 2] = 0.0
+    return np.ascontiguousarray(sfft.ifft(symbol[:, None] * sfft.fft(np.eye(n), axis=0), axis=0).real)
 
 
 def etdrk4(u0: np.ndarray, linear: np.ndarray, nonlinear: Callable[[np.ndarray], np.ndarray], dt: float,

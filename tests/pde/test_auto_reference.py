@@ -173,12 +173,13 @@ def test_an_l_shape_with_a_smooth_solution_agrees_with_it(tmp_path):
     assert relative(ref.values(), problem.exact_values(ref.points())) < 1e-5
 
 
-def test_the_singular_l_shape_converges_under_refinement(tmp_path):
+def test_the_singular_l_shape_is_extrapolated_in_its_corners_exponents(tmp_path):
     problem = PDE(L_SHAPE, lambda d: d["u_xx"] + d["u_yy"] + 1.0, [Dirichlet(0.0)], name="l-shape")
-    ref = auto_reference(problem, target=3e-3, cache_dir=tmp_path)
-    changes = ref.info["changes"]
-    assert ref.error_estimate <= 3e-3 and len(changes) >= 2
-    # the corner singularity r^(2/3) limits the L2 convergence to order 4/3: each halving of h divides by 2^(4/3)
+    ref = auto_reference(problem, target=1e-4, cache_dir=tmp_path)
+    changes = ref.info["raw_changes"]
+    assert ref.error_estimate <= 1e-4 and ref.info["stopped"] == "met the target"
+    assert "extrapolated in h^(1.333) and h^(2)" in ref.method and ref.info["corner_exponent"] == pytest.approx(2 / 3)
+    # the corner singularity r^(2/3) limits the raw L2 convergence to order 4/3: each halving of h divides by 2^(4/3)
     assert all(b / a == pytest.approx(2 ** (-4 / 3), abs=0.08) for a, b in itertools.pairwise(changes))
     # maximum principle: between the torsion maxima of the unit square inside (0.0737) and the square of side 2 around
     assert 0.0737 < ref.values().max() < 4 * 0.0737
