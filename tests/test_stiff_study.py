@@ -71,6 +71,10 @@ def test_heat_map_cells_hold_the_median_final_error_of_their_runs():
     assert failed[1, 0] == 1 and not present[1, 1] and not present[2].any()  # never run
 
 
+def by_label(specs, label):
+    return [s for s in specs if s.label == label]
+
+
 def test_small_budget_runs_each_first_order_optimizer_at_its_own_rate_with_soft_constraints():
     budget = BUDGETS["small"]
     first = stage1_specs(budget)
@@ -78,8 +82,10 @@ def test_small_budget_runs_each_first_order_optimizer_at_its_own_rate_with_soft_
     best = {(c, label): 1e-2 if label == "adam" else 1e-3 for c in budget.cases
             for label in ("lam", "lam-bc", "lam-layerwise", "adam", "rmsprop")}
     second = stage2_specs(budget, best)
-    assert len(second) == 3 * 7 * 4 * 2 + 7 * 3 * 2
-    assert run_count(budget) == len({s.key for s in first + second}) == 250
+    assert len(second) == 3 * 7 * 4 * 2 + 7 * 3 * 2 + 4 * 2  # lam+lm with fixed weights only
+    assert run_count(budget) == len({s.key for s in first + second}) == 258
+    assert {dict(s.solve_options)["weighting"] for s in second if s.label == "lam+lm"} == {"fixed"}
+    assert by_label(second, "lam+lm")[0].lr == 1e-3  # LAM's rate for its LAM phase
     assert all(dict(s.solve_options)["hard_constraints"] is False and s.iterations == 1000 for s in first + second)
     assert not any(s.case == "helmholtz" and dict(s.solve_options)["weighting"] == "causal" for s in second)
     by = {(s.case, s.label, dict(s.solve_options)["weighting"], s.seed): s for s in second}
@@ -93,7 +99,7 @@ def test_small_budget_runs_each_first_order_optimizer_at_its_own_rate_with_soft_
     assert paper_figures.Budget().study == budget  # pinn-lam figures trains the same runs
     full = BUDGETS["full"]
     assert len(full.cases) == 6 and full.seeds >= 3 and full.iterations >= 2000
-    assert run_count(full) == 6 * 5 * 5 * 3 + (5 * 7 * 4 + 7 * 3) * 3 - 6 * 5 * 3
+    assert run_count(full) == 6 * 5 * 5 * 3 + (5 * 7 * 4 + 7 * 3 + 6) * 3 - 6 * 5 * 3
 
 
 def test_budget_rejects_what_the_study_cannot_run():

@@ -35,16 +35,16 @@ weights (so every stage-1 run on seed 0) also estimate the Hessian's top eigenva
 ``hessian_points`` evenly spaced iterations and at the end.
 
 **Sizing ``small``** (<= 30 minutes on the 2-core development machine, 2 workers of 1 thread).
-Measured on 2026-12-05 with one torch thread, on the shared machine (load average 2.4-3.4): 24 of
-``small``'s runs (every case, every optimizer, every weighting, with and without Hessian
+``small`` has 4 cases x 5 first-order optimizers x 3 rates = 60 stage-1 runs and, in stage 2,
+3 x (7 x 4 x 2) + 7 x 3 x 2 = 210 runs of the optimizers other than ``lam+lm`` (20 of them are
+stage-1 runs) and 4 x 2 = 8 of ``lam+lm`` (fixed weights only): 258 runs (:func:`run_count`).
+Measured on 2026-12-05 with one torch thread on the shared machine (load average 2.4-3.4): 24 of
+the first-order and L-BFGS runs (every case, optimizer and weighting, with and without Hessian
 estimates), timed one after another around :func:`~pinn_lam.studies.compare.execute` after a
 warm-up, took 2.6-7.9 s each, 4.75 s on average, diagnostics and error evaluations included (a
-20x3 network on 1024 points in float64 trains at 2-7 ms per iteration). ``small`` has 4 cases x
-5 first-order optimizers x 3 rates = 60 stage-1 runs and 3 x (7 x 4 x 2) + 7 x 3 x 2 = 210
-stage-2 runs, of which 20 are stage-1 runs: 250 runs (:func:`run_count`). 250 x 4.75 s = 1190 s
-of work, 595 s on two workers, plus the start of each stage's workers (imports, a 2-iteration
-warm-up per optimizer, the references: about a minute per stage): about 12 minutes, which leaves
-a factor of 2.5 for a busier machine within 30 minutes.
+20x3 network on 1024 points in float64 trains at 2-7 ms per iteration); the 250 runs without
+``lam+lm``, run by ``pinn-lam figures`` on two workers beside one other 1-thread job, took 11 min
+13 s from the first run's start to the last one's end. docs/stiff-study.md has the whole study's time.
 """
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ class StudyBudget:
             raise ValueError(f"budget {self.name!r}: learning rates must be positive, got {self.lrs}")
 
 
-STIFF_OPTIMIZERS = ("lam", "lam-bc", "lam-layerwise", "adam", "rmsprop", "lbfgs", "lam+lbfgs")
+STIFF_OPTIMIZERS = ("lam", "lam-bc", "lam-layerwise", "adam", "rmsprop", "lbfgs", "lam+lbfgs", "lam+lm")
 WEIGHTINGS = ("fixed", "grad-norm", "ntk", "causal")
 
 BUDGETS: dict[str, StudyBudget] = {
@@ -135,10 +135,20 @@ def time_dependent(case: suites.Case) -> bool:
     return make_problem(case.problem, case.parameters).domain.time is not None
 
 
-def weightings_of(budget: StudyBudget, case: suites.Case) -> tuple[str, ...]:
-    """The budget's weightings that apply to ``case`` (``causal`` needs a time variable)."""
+def least_squares(label: str) -> bool:
+    """Whether ``label`` has a least-squares phase (``lm``): it keeps the loss weights fixed and refuses causal ones."""
+    name, _ = resolve_label(label)
+    return any(registry.get(phase).residuals for phase in name.split("+"))
+
+
+def weightings_of(budget: StudyBudget, case: suites.Case, label: str | None = None) -> tuple[str, ...]:
+    """The budget's weightings that apply to ``case`` (``causal`` needs a time variable) and, given
+    ``label``, to that optimizer: one with a least-squares phase runs with ``fixed`` weights only
+    (its phase keeps every weight fixed and refuses causal weights, so a balancing scheme would
+    act only in the phase before it)."""
     steady = not time_dependent(case)
-    return tuple(w for w in budget.weightings if not (steady and w.split(":")[0] in TIME_ONLY))
+    applicable = tuple(w for w in budget.weightings if not (steady and w.split(":")[0] in TIME_ONLY))
+    return applicable[:1] if label is not None and least_squares(label) else applicable
 
 
 def cases_of(budget: StudyBudget) -> list[suites.Case]:
@@ -205,7 +215,7 @@ def learning_rate_of(label: str, case: str, best: dict[tuple[str, str], float]) 
 def stage2_specs(budget: StudyBudget, best: dict[tuple[str, str], float]) -> list[RunSpec]:
     """Every optimizer x weighting x seed on every case, at the rates chosen in stage 1."""
     return [run_spec(budget, case, label, seed, learning_rate_of(label, case.name, best), weighting)
-            for case in cases_of(budget) for label in budget.optimizers for weighting in weightings_of(budget, case)
+            for case in cases_of(budget) for label in budget.optimizers for weighting in weightings_of(budget, case, label)
             for seed in range(budget.seeds)]
 
 
@@ -213,7 +223,8 @@ def run_count(budget: StudyBudget) -> int:
     """How many distinct runs the study trains (independent of which rates stage 1 chooses)."""
     tuned = sum(first_order(label) for label in budget.optimizers)
     stage1 = len(budget.cases) * tuned * len(budget.lrs) * budget.lr_seeds
-    stage2 = sum(len(budget.optimizers) * len(weightings_of(budget, case)) * budget.seeds for case in cases_of(budget))
+    stage2 = sum(len(weightings_of(budget, case, label)) * budget.seeds
+                 for case in cases_of(budget) for label in budget.optimizers)
     return stage1 + stage2 - len(budget.cases) * tuned * budget.lr_seeds
 
 
