@@ -13,7 +13,7 @@ import pytest
 from pinn_lam.studies import stiff_study
 from pinn_lam.studies.stiff_study import (BUDGETS, StudyBudget, best_learning_rates, learning_rate_of, run_count,
                                           stage1_specs, stage2_specs)
-from pinn_lam.studies.stiff_tables import cell_rows, equal_time, error_at_time, heatmap_data
+from pinn_lam.studies.stiff_tables import cell_rows, equal_time, error_at_time, heatmap_data, rate_markdown, rate_table
 
 
 def record(case="wave", label="lam", lr=1e-3, seed=0, error=0.1, weighting="fixed", seconds=2.0, ok=True,
@@ -38,6 +38,18 @@ def test_best_rate_has_the_lowest_median_error_over_seeds_failed_runs_left_out()
     assert learning_rate_of("lbfgs", "wave", best) is None
     with pytest.raises(ValueError, match="takes the rate of lam-bc"):
         learning_rate_of("lam-bc+lbfgs", "wave", best)
+
+
+def test_rate_table_gives_each_rates_median_and_the_worst_over_best_spread():
+    records = [record(lr=1e-3, seed=0, error=0.2), record(lr=1e-3, seed=1, error=0.4),    # median 0.3
+               record(lr=1e-2, seed=0, error=0.06), record(lr=1e-2, seed=1, ok=False),    # 0.06, the failure left out
+               record(label="adam", lr=1e-3, ok=False), record(label="adam", lr=1e-2, error=0.5)]
+    table = rate_table(records, [1e-3, 3e-3, 1e-2])
+    assert [row[0] for row in table] == ["lam", "adam"]
+    lam, adam = table
+    assert lam[1][0] == pytest.approx(0.3) and math.isnan(lam[1][1]) and lam[1][2] == 0.06
+    assert lam[2] == pytest.approx(5.0) and math.isnan(adam[2])  # adam has one rate with a median
+    assert rate_markdown(records, [1e-3, 3e-3, 1e-2]).splitlines()[2] == "| lam | 3.00e-01 | - | 6.00e-02 | 5.00 |"
 
 
 def test_error_at_time_is_the_last_finite_error_recorded_by_then():
@@ -155,8 +167,9 @@ def test_a_tiny_study_writes_every_figure_and_table_and_resumes(tmp_path, capsys
     table = (tmp_path / "results.md").read_text()
     assert (folder / "results.md").exists() and "Machine: " in table
     rows = [line for line in table.splitlines() if line.startswith("| lam") or line.startswith("| lbfgs")]
-    assert [line.split(" | ")[:2] for line in rows] == [["| lam", "fixed"], ["| lam", "causal"],
-                                                       ["| lbfgs", "fixed"], ["| lbfgs", "causal"]]
+    assert [line.split(" | ")[:2] for line in rows[:4]] == [["| lam", "fixed"], ["| lam", "causal"],
+                                                           ["| lbfgs", "fixed"], ["| lbfgs", "causal"]]
+    assert len(rows) == 5 and rows[4].count(" | ") == 3  # stage 1: lam's one rate and its spread
     assert len(list((tmp_path / "runs").glob("*.json"))) == 5  # 2 + 4 runs, one of them shared
     lines: list[str] = []  # run again: both stages come from disk, the same rates, no training
     again = stiff_study.run_study(tiny, tmp_path, workers=1, warm=False, log=lines.append)

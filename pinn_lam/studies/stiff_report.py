@@ -70,7 +70,9 @@ def results_markdown(result: StudyResult, *, machine: str | None = None, level: 
     for case in cases_of(budget):
         weightings = weightings_of(budget, case)
         rows = stiff_tables.cell_rows(result.stage2.get(case.name, []), budget.optimizers, weightings)
-        lines += [stiff_tables.markdown(case.name, rows, budget.iterations, level=level + 1)]
+        lines += [stiff_tables.markdown(case.name, rows, budget.iterations, level=level + 1),
+                  f"Learning rates (stage 1, fixed weights, {_seeds(budget.lr_seeds)}): median final rel. L2", "",
+                  stiff_tables.rate_markdown(result.stage1.get(case.name, []), budget.lrs)]
     lines += [f"Machine: {machine or machine_description()}", ""]
     return "\n".join(lines)
 

@@ -116,3 +116,27 @@ def markdown(case: str, rows: Sequence[dict[str, Any]], iterations: int, level: 
         lines.append(f"| {row['optimizer']} | {row['weighting']} | {lr} | {_error(row['final'])} | "
                      f"{_error(row['at_time'])} | {rate} | {row['runs']} ({row['failed']}) |")
     return "\n".join(lines) + "\n"
+
+
+def rate_table(records: Sequence[dict[str, Any]], lrs: Sequence[float]) -> list[tuple[str, list[float], float]]:
+    """Stage 1 of one case: per optimizer (in the records' order), the median final error at each
+    rate of ``lrs`` (NaN where every run failed or none ran) and the spread, the worst median over
+    the best (NaN unless at least two rates have one)."""
+    labels = list(dict.fromkeys(r["spec"]["label"] for r in records))
+    table = []
+    for label in labels:
+        medians = [_stats([final_error(r) for r in records
+                           if r["spec"]["label"] == label and float(r["spec"]["lr"]) == float(lr)])[0] for lr in lrs]
+        finite = [m for m in medians if math.isfinite(m)]
+        table.append((label, medians, max(finite) / min(finite) if len(finite) > 1 else math.nan))
+    return table
+
+
+def rate_markdown(records: Sequence[dict[str, Any]], lrs: Sequence[float]) -> str:
+    """The stage-1 table: median final error per optimizer and learning rate, and the spread."""
+    lines = ["| optimizer | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " | worst / best |",
+             "|" + "---|" * (len(lrs) + 2)]
+    for label, medians, spread in rate_table(records, lrs):
+        cells = ["-" if not math.isfinite(m) else f"{m:.2e}" for m in medians]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {'-' if not math.isfinite(spread) else f'{spread:.2f}'} |")
+    return "\n".join(lines) + "\n"
