@@ -69,7 +69,7 @@ class Convection(Problem):
     # LAM, then Levenberg-Marquardt on a plain 20x3 network with soft conditions, in float64
     # (docs/stiff-methods.md: with the periodic embedding and the hard initial condition LM fits
     # the collocation points of beta = 50 with a wrong solution)
-    defaults = {"optimizer": "lam+lm", "iterations": [500, 500], "width": 20, "depth": 3, "n_collocation": 1024,
+    defaults = {"optimizer": "lam+lm", "iterations": [500, 1000], "width": 20, "depth": 3, "n_collocation": 1024,
                 "hard_constraints": False, "lr": 0.003, "dtype": "float64"}
     table_parameters = ({"beta": 10.0}, {}, {"beta": 50.0})
 
