@@ -77,7 +77,7 @@ class Wave(Problem):
     name = "wave"
     equation = "u_tt = c^2 u_xx, x, t in [0,1], u(0,t) = u(1,t) = 0, u(x,0) = sum a_k sin(k pi x), u_t(x,0) = 0"
     domain = Box(x=(0.0, 1.0), t=(0.0, 1.0))
-    defaults = {"optimizer": "lam+lm", "iterations": [1000, 1500], "width": 20, "depth": 3, "n_collocation": 2048,
+    defaults = {"optimizer": "lam+lm", "iterations": [1000, 2500], "width": 20, "depth": 3, "n_collocation": 1024,
                 "hard_constraints": False}
     presets = {"quick": {"iterations": [300, 200]}}
     table_parameters = ({}, {"c": 1.0, "modes": [[2, 1.0], [6, 0.3]]})
