@@ -9,8 +9,8 @@ HELP = "regenerate figures/: solutions against references, optimizer comparisons
 DESCRIPTION = """\
 Train what the figures need (the default solve of every problem; the optimizer comparison on
 Burgers with a learning-rate grid and LAM's variants; the stiff-loss study at budget small) in parallel worker
-processes, then draw every figure as PNG and PDF and write results.md. Minutes on a 2-core
-CPU (docs/compare.md); --scale multiplies the iteration budgets, --quick makes a smoke test of a minute or
+processes, then draw every figure as PNG and PDF and write results.md. About half an hour on a
+2-core CPU (docs/compare.md); --scale multiplies the iteration budgets, --quick makes a smoke test of a minute or
 two. Finished runs are kept under --runs, so an interrupted call picks up where it stopped."""
 
 

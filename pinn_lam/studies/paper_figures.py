@@ -15,7 +15,7 @@ What it makes (each figure as PNG and vector PDF):
   tables) and the machine.
 
 The budget (:class:`Budget`) is chosen so that the whole set takes minutes on a 2-core CPU
-(the solutions and the Burgers comparison under 5 on an idle one, the study about 12 more;
+(the solutions and the Burgers comparison under 5 on an idle one, the study about 20 more on a busy one;
 docs/compare.md and :mod:`pinn_lam.studies.stiff_study` have the measurements).
 ``scale`` multiplies the comparison and study iteration counts (the solutions keep the defaults whose
 accuracy the README quotes); ``quick`` shrinks everything to a smoke test. Runs are stored under ``runs`` as they finish, so an interrupted call resumes.
