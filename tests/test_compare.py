@@ -228,7 +228,8 @@ def test_stiff_suite_plans_every_case_with_its_own_parameters():
         assert sorted((s.label, s.seed) for s in p.runs) == [("adam", 0), ("adam", 1), ("lam", 0), ("lam", 1)]
         for spec in p.runs:
             assert (spec.problem, spec.case, dict(spec.params)) == (problem, p.case, params)
-            assert spec.iterations == 50 and spec.time_limit is None and spec.lr == DEFAULT_LR
+            # each problem's own default rate (convection's is 3e-3)
+            assert spec.iterations == 50 and spec.time_limit is None and spec.lr == presets.resolve(problem)["lr"]
     assert len({s.key for p in plans for s in p.runs}) == 24  # the two convection cases are different runs
     with pytest.raises(ValueError, match="not both"):
         plans_from_args(compare_args("heat", "--suite", "stiff"))
