@@ -1,4 +1,6 @@
 """Options that every command spells the same way, and listings that the parser accepts."""
+import json
+
 import pytest
 import torch
 
@@ -48,7 +50,6 @@ TINY = ["--optimizer", "adam", "--iterations", "400", "--points", "64", "--width
 
 
 def test_a_time_limit_that_cuts_the_budget_short_is_a_warning_in_the_summary(tmp_path, capsys):
-    import json
 
     assert main(["solve", "heat", *TINY, "--time-limit", "0.001", "--output", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -91,3 +92,14 @@ def test_the_resume_command_names_the_folder_when_the_arguments_do_not():
     assert resume_command(["solve", "heat", "--quick"], "runs/heat-2").endswith(
         "solve heat --quick --output runs/heat-2 --resume")
     assert resume_command(["solve", "heat", "-o", "x"], "x").endswith("solve heat -o x --resume")
+
+
+def test_hard_constraints_can_be_asked_for_where_the_problem_defaults_to_soft_conditions(tmp_path):
+    terms = {}
+    for flag in ("--hard-constraints", "--no-hard-constraints"):
+        out = tmp_path / flag.strip("-")
+        assert main(["solve", "wave", "--iterations", "2,1", "--points", "64", "--threads", "1", "--no-progress",
+                     "--no-figure", flag, "-o", str(out)]) == 0
+        terms[flag] = sorted(json.loads((out / "metrics.json").read_text())["metrics"]["derivative_paths"])
+    # the wave's output transform covers ic, ic_rate and bc; soft, they are loss terms
+    assert terms == {"--hard-constraints": ["pde"], "--no-hard-constraints": ["bc", "ic", "ic_rate", "pde"]}

@@ -96,6 +96,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="mlp (default) or modified-mlp, then any of +periodic (exact periodic embedding), "
                           "+fourier[:SIGMA] (random Fourier features), +rwf[:MU,SIGMA] (random weight "
                           "factorization); e.g. modified-mlp+periodic+fourier:1 (see docs/stiff-methods.md)")
+    net.add_argument("--hard-constraints", dest="hard_constraints", action="store_true", default=hide,
+                     help="build the initial/boundary conditions the problem's output transform covers into "
+                          "the network's output (the default of most problems; wave and convection default to "
+                          "loss terms)")
     net.add_argument("--no-hard-constraints", dest="hard_constraints", action="store_false", default=hide,
                      help="learn the initial/boundary conditions as loss terms instead of building them "
                           "into the network's output")
