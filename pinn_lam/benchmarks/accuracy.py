@@ -64,7 +64,9 @@ def target_for(problem: str, preset: str | None, params: dict[str, Any] | None =
     if problem == "burgers-inverse" and preset is None and float(params.get("noise", 0.0)) > 0:
         return NOISY_INVERSE
     if problem == "convection" and preset is None:
-        return CONVECTION.get(float(params.get("beta", 30.0)))
+        import problems
+
+        return CONVECTION.get(float(problems.get("convection", **params).parameters()["beta"]))
     if (problem, preset) in SPECIFIC:
         return SPECIFIC[(problem, preset)]
     if problem in ("burgers", "heat", "poisson") and (preset or "default") in TARGETS:
