@@ -132,6 +132,7 @@ class Semidiscrete:
         self.free = [np.array([i for i in range(size) if (o, i) not in fixed]) for o in range(self.m)]
         self.unknowns = {k: torch.tensor(float(v), dtype=torch.float64) for k, v in problem.unknowns.items()}
         self.variables = tuple(problem.variables)
+        self.inverse_coefficient = self._constant_inverse_coefficient()
 
     # -- nodes ---------------------------------------------------------------------------------
     def points(self, t: float, x: np.ndarray | None = None) -> torch.Tensor:
@@ -224,14 +225,42 @@ class Semidiscrete:
         residuals = equation_residuals(self.problem.pde(d), plan.equations, k * self.size)
         return torch.cat(list(residuals.values()), dim=1).detach().numpy().reshape(k, self.size, -1)
 
-    def highest_derivative(self, t: float, state: np.ndarray) -> np.ndarray:
-        """``u_t`` (or ``u_tt``) at every node, ``(size, m)``: :math:`-A^{-1}B` node by node."""
+    def coefficient(self, t: float, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:math:`A` ``(size, e, m)`` and :math:`B` ``(size, e)`` of :math:`R = A u_t + B` at every node
+        (``u_tt`` for second order in time): one batched residual per column of :math:`A`."""
         probes = np.zeros((self.m + 1, self.size, self.m))
         for j in range(self.m):
             probes[j + 1, :, j] = 1.0
         r = self.residual(t, state, probes)
-        b = r[0]
-        a = np.stack([r[j + 1] - b for j in range(self.m)], axis=2)  # (size, e, m)
+        return np.stack([r[j + 1] - r[0] for j in range(self.m)], axis=2), r[0]
+
+    def _constant_inverse_coefficient(self) -> np.ndarray | None:
+        """:math:`A^{-1}` ``(size, m, m)`` where :math:`A` is the same for random states at three
+        times (it depends on neither the solution nor time), else ``None``."""
+        low, high = self.problem.domain.bounds[self.variables.index(self.plan.time)]
+        rng = np.random.default_rng(5)
+        size = sum(len(f) for f in self.free) * self.plan.time_order
+        try:
+            with np.errstate(all="ignore"):
+                seen = [self.coefficient(t, self.full(t, rng.standard_normal(size)))[0]
+                        for t in (low, low + 0.37 * (high - low), high)]
+                if any(a.shape[1] != self.m or not np.isfinite(a).all() for a in seen):
+                    return None
+                scale = float(np.abs(seen[0]).max())
+                if scale == 0 or not all(np.allclose(a, seen[0], rtol=1e-12, atol=1e-14 * scale) for a in seen[1:]):
+                    return None
+                inverse = np.linalg.inv(seen[0])
+        except Exception:  # a singular or undefined coefficient: solve node by node at every call
+            return None
+        return inverse if np.isfinite(inverse).all() else None
+
+    def highest_derivative(self, t: float, state: np.ndarray) -> np.ndarray:
+        """``u_t`` (or ``u_tt``) at every node, ``(size, m)``: :math:`-A^{-1}B` node by node
+        (:math:`A^{-1}` computed once where :math:`A` is constant)."""
+        if self.inverse_coefficient is not None:
+            b = self.residual(t, state, np.zeros((1, self.size, self.m)))[0]
+            return -np.einsum("nme,ne->nm", self.inverse_coefficient, b)
+        a, b = self.coefficient(t, state)
         if self.m == 1:
             return -b / a[:, :, 0]
         return -np.linalg.solve(a, b[..., None])[..., 0]

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from pinn_lam.errors import ProblemError
-from pinn_lam.pde import auto_corner, auto_evolution, auto_seam, auto_steady
+from pinn_lam.pde import auto_corner, auto_evolution, auto_exponential, auto_refine, auto_seam, auto_steady
 from pinn_lam.pde.auto_evolution import EvolutionPlan, GridFields
 from pinn_lam.pde.auto_plan import plan as make_plan
 from pinn_lam.pde.cache import cached
@@ -47,7 +47,7 @@ from pinn_lam.pde.fields import AutogradFields, Fields
 from pinn_lam.pde.reference import PointReference, Reference
 
 #: bump when the automatic solvers change, so old cache entries are not reused
-VERSION = "auto-3"
+VERSION = "auto-4"
 #: the error the refinement aims at (relative L2) and the seconds it may take, by default
 TARGET, BUDGET = 1e-5, 30.0
 #: the largest estimated error with which a problem without a reference gets the automatic one
@@ -58,6 +58,8 @@ WIDTH = 7
 START, LIMIT = {"evolution": 32, "steady": 16}, {"evolution": 8192, "steady": 1024}
 #: output times of an evolution reference, and at most this many space points in its grid
 TIMES, OUTPUT_POINTS = 101, 257
+#: the time integrators of evolution problems (``"auto"``: ETDRK4 where it applies, else BDF)
+INTEGRATORS = ("auto", "etdrk4", "bdf")
 #: the most output times an evolution reference stores (doubling from TIMES while the spline in time needs it)
 MAX_TIMES = 1601
 
@@ -103,16 +105,21 @@ def default_reference(problem, cache_dir: str | None = None) -> Reference | Poin
 
 
 def auto_reference(problem, *, target: float = TARGET, budget: float = BUDGET, width: int = WIDTH,
-                   cache_dir: str | None = None) -> Reference | PointReference:
+                   integrator: str = "auto", cache_dir: str | None = None) -> Reference | PointReference:
     """The automatic reference of ``problem`` (one-line :class:`ProblemError` for a problem
-    outside the supported classes), from the cache or computed."""
+    outside the supported classes), from the cache or computed. ``integrator`` (evolution
+    problems): ``"etdrk4"`` the exponential integrator (periodic problems whose linearization
+    depends on neither x nor t), ``"bdf"`` the method of lines with BDF, ``"auto"`` the first
+    where it applies, else the second."""
     if not (0 < target < 1) or not budget > 0:
         raise ValueError(f"target must be in (0, 1) and budget > 0 seconds, got target={target}, budget={budget}")
+    if integrator not in INTEGRATORS:
+        raise ValueError(f"integrator must be one of {', '.join(INTEGRATORS)}, got {integrator!r}")
     plan = checked_plan(problem)
     key = {"parameters": problem.parameters(), "problem": fingerprint(problem), "target": target, "budget": budget,
-           "width": width}
+           "width": width, "integrator": integrator}
     kind = "evolution" if isinstance(plan, EvolutionPlan) else "steady"
-    compute = (lambda: _evolution(problem, plan, target, budget, width)) if kind == "evolution" else \
+    compute = (lambda: _evolution(problem, plan, target, budget, width, integrator)) if kind == "evolution" else \
         (lambda: _steady(problem, plan, target, budget, width))
     arrays, meta = cached(f"{problem.name}-auto", key, "auto", VERSION, compute, cache_dir)
     info = {k: v for k, v in meta.items() if k not in ("error_estimate", "seconds", "method")}
@@ -169,7 +176,7 @@ def agreement(reference, other) -> float:
     """The relative L2 difference of ``reference`` (interpolated) from ``other`` at ``other``'s points."""
     values = np.asarray(other.values(), dtype=np.float64).reshape(len(other.points()), -1)
     mine = np.asarray(reference(other.points()), dtype=np.float64).reshape(values.shape)
-    return _change(mine, values)
+    return auto_refine.relative_change(mine, values)
 
 
 # -- evolution problems ------------------------------------------------------------------------
@@ -197,106 +204,89 @@ def _initial(problem, plan: EvolutionPlan):
     return initial
 
 
-def _change(fine: np.ndarray, coarse: np.ndarray) -> float:
-    return float(np.linalg.norm(fine - coarse) / max(np.linalg.norm(fine), 1e-300))
-
-
-def _estimate(changes: list[float], max_ratio: float = math.inf) -> float:
-    """The error estimate of the finest level from the changes between levels (module docstring):
-    the geometric tail :math:`\varepsilon_k/(\rho - 1)` only where the last two ratios agree
-    within a factor of 2 (the convergence is in its asymptotic regime), else the change itself;
-    :math:`\rho` at most ``max_ratio`` (the rate a known lower order allows)."""
-    if len(changes) >= 2 and changes[-1] > 0 and changes[-2] / changes[-1] > 2:
-        ratio = changes[-2] / changes[-1]
-        settled = len(changes) < 3 or changes[-2] <= 0 or 0.5 < ratio / (changes[-3] / changes[-2]) < 2
-        if settled:
-            return changes[-1] / (min(ratio, max_ratio) - 1)
-    return changes[-1]
-
-
-def _refine(solve_level, restrict, target: float, budget: float, start: int, limit: int,
-            max_ratio: float = math.inf):
-    """Levels ``n = start, 2 start, ...`` until the estimate meets ``target``, the next level
-    would overrun ``budget`` seconds, or ``n`` would pass ``limit``; at least two levels.
-    ``solve_level(n, k, deadline)`` may raise ``RuntimeError`` (blown up, or past the deadline)."""
-    began = clock.perf_counter()
-    deadline = began + 2.0 * budget
-    n, level, previous, changes, best = start, 0, None, [], None
-    growth, took_before = 3.0, None  # how much longer the next level takes: at least 3x, else as observed
-    while True:
-        tick = clock.perf_counter()
-        try:
-            with np.errstate(all="ignore"):
-                result = solve_level(n, level, deadline)
-            failed = not np.isfinite(result[1]).all()
-        except RuntimeError:  # an unresolved grid may blow up: refine and start the comparison anew
-            result, failed = None, True
-        took = clock.perf_counter() - tick
-        if took_before is not None and took_before > 0.05:
-            growth = max(3.0, took / took_before)
-        took_before = took
-        out_of_room = clock.perf_counter() - began + growth * took > budget or 2 * n > limit
-        if failed:
-            if best is not None and out_of_room:
-                return best[:4] + ("time budget spent",)
-            if out_of_room:
-                raise ProblemError(f"the automatic reference failed on {n} intervals and has no budget or grid left "
-                                   "to refine (an unresolved or unstable problem?)")
-            previous, changes = None, []
-        elif previous is not None:
-            changes.append(_change(restrict(result), previous[1]))
-            best = (result, n, _estimate(changes, max_ratio), list(changes))
-            if best[2] <= target:
-                return best + ("met the target",)
-            if clock.perf_counter() - began + growth * took > budget:
-                return best + ("time budget spent",)
-            if 2 * n > limit:
-                return best + ("grid limit reached",)
-        previous = None if failed else (n, result[1])
-        n, level = 2 * n, level + 1
-
-
-def _evolution(problem, plan: EvolutionPlan, target: float, budget: float, width: int):
+def _evolution(problem, plan: EvolutionPlan, target: float, budget: float, width: int, integrator: str = "auto"):
     t0, t1 = problem.domain.bounds[problem.variables.index(plan.time)]
     times = np.linspace(t0, t1, TIMES)
     initial = _initial(problem, plan)
-    rtol0 = target / 100
-
-    def level(n: int, k: int, deadline: float):
-        return auto_evolution.solve(problem, plan, n, width, times, rtol0 / 4 ** k, initial, deadline)
-
     began = clock.perf_counter()
+    exponential = integrator == "etdrk4" or (integrator == "auto" and plan.periodic)
+    if exponential and not auto_exponential.eligible(problem, plan, width, initial, times):
+        if integrator == "etdrk4":
+            raise ProblemError("the exponential integrator needs a periodic problem whose linearization does not "
+                               "depend on x or t (a block-circulant Jacobian); use integrator='bdf'")
+        exponential = False
     seam = None
     if plan.periodic:
         seam = auto_seam.seam_order(lambda x: np.column_stack([initial(o, plan.initial_values[o], x)
                                                                for o in range(len(plan.outputs))]),
                                     problem.domain.bounds[problem.variables.index(plan.space)])
     max_ratio = math.inf if seam is None else 2.0 ** seam
-    (x, u), n, estimate, changes, stopped = _refine(level, lambda r: r[1][::2], target, budget,
+    solved = _solve_exponential if exponential else _solve_bdf
+    x, times, u, n, estimate, changes, stopped, method = solved(problem, plan, target, budget, width, times, initial,
+                                                                 max_ratio, began)
+    if plan.periodic:
+        high = problem.domain.bounds[problem.variables.index(plan.space)][1]
+        x, u = np.r_[x, high], np.concatenate([u, u[:1]], axis=0)
+    stride = max(1, -(-(len(x) - 1) // (OUTPUT_POINTS - 1)))
+    meta = {"error_estimate": estimate, "method": f"{method}; {stopped}",
+            "error_kind": "change from the grid and tolerance before", "stopped": stopped, "changes": changes,
+            "intervals": n, "seam_order": seam}
+    axes = [x[::stride], times] if plan.space == problem.variables[0] else [times, x[::stride]]
+    out = u[::stride] if plan.space == problem.variables[0] else np.swapaxes(u[::stride], 0, 1)
+    return {"grid_0": axes[0], "grid_1": axes[1], "u": out, "fine_x": x, "fine_t": times, "fine_u": u,
+            "space_first": np.array(plan.space == problem.variables[0])}, meta
+
+
+def _solve_bdf(problem, plan, target, budget, width, times, initial, max_ratio, began):
+    """The method of lines with BDF, the tolerance divided by 4 per level; then more output times
+    while the spline in time needs them."""
+    t0, t1 = times[0], times[-1]
+    rtol0 = target / 100
+
+    def level(n: int, k: int, deadline: float):
+        return auto_evolution.solve(problem, plan, n, width, times, rtol0 / 4 ** k, initial, deadline)
+
+    (x, u), n, estimate, changes, stopped = auto_refine.refine(level, lambda r: r[1][::2], target, budget,
                                                     START["evolution"], LIMIT["evolution"], max_ratio)
+    k = round(np.log2(n / START["evolution"]))
     # enough output times that the quintic spline in time keeps the estimate (an oscillating phase needs more)
     in_time = _time_interpolation_error(times, u)
     while in_time > target / 4 and len(times) < MAX_TIMES and clock.perf_counter() - began < budget:
         times = np.linspace(t0, t1, 2 * len(times) - 1)
-        k = round(np.log2(n / START["evolution"]))
         try:
             x, u = auto_evolution.solve(problem, plan, n, width, times, rtol0 / 4 ** k, initial, began + 2.0 * budget)
         except RuntimeError:
             break
         in_time = _time_interpolation_error(times, u)
-    estimate += in_time
-    if plan.periodic:
-        high = problem.domain.bounds[problem.variables.index(plan.space)][1]
-        x, u = np.r_[x, high], np.concatenate([u, u[:1]], axis=0)
-    stride = max(1, -(-(len(x) - 1) // (OUTPUT_POINTS - 1)))
     method = (f"automatic method of lines: {width}-point FD{' periodic' if plan.periodic else ''}, {n} intervals "
-              f"in {plan.space}, BDF rtol={rtol0 / 4 ** round(np.log2(n / START['evolution'])):.1e}; {stopped}")
-    meta = {"error_estimate": estimate, "method": method, "error_kind": "change from the grid and tolerance before",
-            "stopped": stopped, "changes": changes, "intervals": n, "seam_order": seam}
-    axes = [x[::stride], times] if plan.space == problem.variables[0] else [times, x[::stride]]
-    out = u[::stride] if plan.space == problem.variables[0] else np.swapaxes(u[::stride], 0, 1)
-    return {"grid_0": axes[0], "grid_1": axes[1], "u": out, "fine_x": x, "fine_t": times, "fine_u": u,
-            "space_first": np.array(plan.space == problem.variables[0])}, meta
+              f"in {plan.space}, BDF rtol={rtol0 / 4 ** k:.1e}")
+    return x, times, u, n, estimate + in_time, changes, stopped, method
+
+
+def _solve_exponential(problem, plan, target, budget, width, times, initial, max_ratio, began):
+    """ETDRK4 (:mod:`pinn_lam.pde.auto_exponential`) with its time error at most ``target / 4`` per
+    level; the fewest output times of the finest run the spline in time needs."""
+    runs: dict[int, auto_exponential.Run] = {}
+
+    def level(n: int, k: int, deadline: float):
+        steps = max((r.steps for r in runs.values()), default=0)
+        run = auto_exponential.solve(problem, plan, n, width, times, initial, target / 4, steps, deadline)
+        runs[n] = run
+        return run.x, run.u
+
+    (x, _), n, estimate, changes, stopped = auto_refine.refine(level, lambda r: r[1][::2], target, budget,
+                                                    START["evolution"], LIMIT["evolution"], max_ratio)
+    run = runs[n]
+    stride = (len(run.dense_times) - 1) // (TIMES - 1)
+    while True:  # the fewest output times (TIMES, 2 TIMES - 1, ...) whose spline in time meets target / 4
+        in_time = _time_interpolation_error(run.dense_times[::stride], run.dense[:, ::stride])
+        if in_time <= target / 4 or stride == 1:
+            break
+        stride //= 2
+    method = (f"automatic exponential integrator: {width}-point FD periodic, {n} intervals in {plan.space}, "
+              f"ETDRK4 with {run.steps} steps")
+    return (x, run.dense_times[::stride], run.dense[:, ::stride], n, estimate + run.time_error + in_time, changes,
+            stopped, method)
 
 
 def _time_interpolation_error(times: np.ndarray, u: np.ndarray) -> float:
@@ -346,7 +336,7 @@ def _steady(problem, plan, target: float, budget: float, width: int):
                        for i, a in enumerate(grid.axes)], axis=0)
         return u[keep]
 
-    (grid, u), n, estimate, changes, stopped = _refine(level, restrict, target, budget, START["steady"],
+    (grid, u), n, estimate, changes, stopped = auto_refine.refine(level, restrict, target, budget, START["steady"],
                                                        LIMIT["steady"])
     method = f"automatic sparse solve: {width}-point FD on {n} intervals, splu; {stopped}"
     meta = {"error_estimate": estimate, "method": method, "error_kind": "change from the grid before",
@@ -362,7 +352,7 @@ def _steady(problem, plan, target: float, budget: float, width: int):
 def _steady_with_corner(problem, plan, target: float, budget: float, width: int, alpha: float):
     """The extrapolated solution of a domain with a re-entrant corner (:mod:`pinn_lam.pde.auto_corner`)."""
     result = auto_corner.refine(lambda n: auto_steady.solve(problem, plan, n, width), alpha, target, budget,
-                                START["steady"], LIMIT["steady"], _estimate)
+                                START["steady"], LIMIT["steady"], auto_refine.estimate)
     n, stopped = result["n"], result["stopped"]
     orders = f"h^({2 * alpha:.4g}) and h^({3 * alpha:.4g})"
     extrapolated = bool(result["changes"])

@@ -8,7 +8,8 @@ import torch
 
 from pinn_lam import PDE, Box, Dirichlet
 from pinn_lam.pde import auto_corner, auto_steady
-from pinn_lam.pde.auto_reference import _estimate, checked_plan
+from pinn_lam.pde.auto_reference import checked_plan
+from pinn_lam.pde.auto_refine import estimate
 
 L_SHAPE = Box(x=(-1.0, 1.0), y=(-1.0, 1.0)) - Box(x=(0.0, 1.0), y=(0.0, 1.0))
 
@@ -45,7 +46,7 @@ def test_the_extrapolation_beats_the_plain_solution_on_the_exact_corner_singular
     problem = PDE(L_SHAPE, lambda d: d["u_xx"] + d["u_yy"], [Dirichlet(corner_solution_torch)], name="corner")
     plan = checked_plan(problem)
     result = auto_corner.refine(lambda n: auto_steady.solve(problem, plan, n, 7), 2 / 3, 1e-12, 1e9, 16, 128,
-                                _estimate)
+                                estimate)
     assert result["n"] == 128 and result["stopped"] == "grid limit reached"
     grid, exact = result["grid"], corner_solution(result["grid"].points)
     plain = auto_corner.on_nodes(*auto_steady.solve(problem, plan, 128, 7), grid.axes)[:, 0]

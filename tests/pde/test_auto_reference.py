@@ -131,13 +131,13 @@ def test_the_benchmark_wave_with_a_fast_high_mode_stays_bounded_and_meets_its_ta
 
 
 def test_the_estimate_trusts_a_geometric_tail_only_once_two_ratios_agree():
-    from pinn_lam.pde.auto_reference import _estimate
+    from pinn_lam.pde.auto_refine import estimate
 
-    assert _estimate([1e-2, 1e-4, 1e-6]) == pytest.approx(1e-6 / 99)      # ratios 100 and 100
-    assert _estimate([1.2e-3, 3.8e-4, 3.8e-5]) == 3.8e-5                  # ratios 3.2 then 10: still speeding up
-    assert _estimate([1e-3, 4e-4]) == pytest.approx(4e-4 / 1.5)           # ratio 2.5 from two changes: trusted
-    assert _estimate([1e-3, 2.5e-4]) == pytest.approx(2.5e-4 / 3)
-    assert _estimate([1e-3, 8e-4]) == 8e-4                                # ratio below 2: the change itself
+    assert estimate([1e-2, 1e-4, 1e-6]) == pytest.approx(1e-6 / 99)      # ratios 100 and 100
+    assert estimate([1.2e-3, 3.8e-4, 3.8e-5]) == 3.8e-5                  # ratios 3.2 then 10: still speeding up
+    assert estimate([1e-3, 4e-4]) == pytest.approx(4e-4 / 1.5)           # ratio 2.5 from two changes: trusted
+    assert estimate([1e-3, 2.5e-4]) == pytest.approx(2.5e-4 / 3)
+    assert estimate([1e-3, 8e-4]) == 8e-4                                # ratio below 2: the change itself
 
 
 def test_the_time_interpolation_error_matches_a_quintic_splines_error():

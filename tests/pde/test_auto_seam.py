@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pinn_lam.pde import auto_seam
-from pinn_lam.pde.auto_reference import _estimate
+from pinn_lam.pde.auto_refine import estimate
 
 
 def test_two_sech_jumps_in_its_first_derivative_by_four_sech5_tanh5():
@@ -25,5 +25,5 @@ def test_a_smooth_periodic_value_has_no_seam_and_a_ramp_jumps_in_its_value():
 
 def test_the_estimate_extrapolates_with_at_most_the_rate_the_seam_allows():
     changes = [1e-2, 1e-3 / 4.8, 1e-3 / 48 / 4.8]  # ratios 48 and 48: sixth order on the coarse levels
-    assert _estimate(changes) == pytest.approx(changes[-1] / 47)
-    assert _estimate(changes, max_ratio=4.0) == pytest.approx(changes[-1] / 3)
+    assert estimate(changes) == pytest.approx(changes[-1] / 47)
+    assert estimate(changes, max_ratio=4.0) == pytest.approx(changes[-1] / 3)
