@@ -194,6 +194,16 @@ MUTANTS = (
            "_PointFields(value, theta, x, problem), _PointFields(value, theta, partner, problem)",
            "_PointFields(value, theta, x, problem), _PointFields(value, theta, x, problem)",
            ("tests/test_lm_training.py",)),
+    Mutant("etdrk4: a wrong weight of the midpoint stages", "pinn_lam/pde/auto_exponential.py",
+           "h * (p2 - 2 * p3), h * (4 * p3 - p2)", "h * (p2 - 3 * p3), h * (4 * p3 - p2)",
+           ("tests/pde/test_auto_exponential.py",)),
+    Mutant("etdrk4: a symbol transposed between outputs", "pinn_lam/pde/auto_exponential.py",
+           'return np.einsum("kji,ki->kj", matrix, v)', 'return np.einsum("kij,ki->kj", matrix, v)',
+           ("tests/pde/test_auto_exponential.py",)),
+    Mutant("constant coefficient: inverse not transposed", "pinn_lam/pde/auto_evolution.py",
+           'return -np.einsum("nme,ne->nm", self.inverse_coefficient, b)',
+           'return -np.einsum("nem,ne->nm", self.inverse_coefficient, b)',
+           ("tests/pde/test_auto_exponential.py",)),
 )
 
 
