@@ -113,3 +113,15 @@ def test_auto_prints_the_agreement_with_the_hand_written_reference(tmp_path, cap
     hand = float(out.split("hand-written reference")[1].split("relative L2 ")[1].split()[0])
     exact = float(out.split("exact solution: relative L2 ")[1].split()[0])
     assert 1e-4 < hand < 1e-2 and exact < 1e-4
+
+
+def test_auto_takes_the_integrator_and_prints_the_changes_between_levels(tmp_path, capsys):
+    args = _parse(["convection", "--auto", "--integrator", "bdf", "--target", "1e-4", "--cache-dir", str(tmp_path),
+                   "--no-plot"])
+    assert reference.run(args) == 0
+    out = capsys.readouterr().out
+    assert "BDF" in out and "ETDRK4" not in out
+    changes = [float(c) for c in out.split("changes between levels: ")[1].splitlines()[0].split(", ")]
+    exact = float(out.split("exact solution: relative L2 ")[1].split()[0])
+    # the last change bounds the error from above here (sixth-order stencils: the change is the coarser error)
+    assert changes and exact <= changes[-1] and exact < 1e-4

@@ -41,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "print its agreement with the hand-written one")
     parser.add_argument("--target", type=float, default=1e-5, help="--auto: the error the refinement aims at")
     parser.add_argument("--budget", type=float, default=30.0, help="--auto: seconds the refinement may take")
+    parser.add_argument("--integrator", default="auto", choices=("auto", "etdrk4", "bdf"),
+                        help="--auto, evolution problems: ETDRK4 (periodic, coefficients free of x and t), the method "
+                             "of lines with BDF, or auto: the first where it applies")
     parser.add_argument("--table", action="store_true",
                         help="print the Markdown table of all problems (computed from scratch) and exit")
 
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         if args.auto:
             from pinn_lam.pde.auto_reference import auto_reference
 
-            ref = auto_reference(problem, target=args.target, budget=args.budget,
+            ref = auto_reference(problem, target=args.target, budget=args.budget, integrator=args.integrator,
                                  cache_dir=temporary or args.cache_dir)
         else:
             ref = problem.reference(args.resolution, cache_dir=temporary or args.cache_dir)
@@ -73,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  points: {len(ref.points())} ({', '.join(problem.variables)})")
     else:
         print(f"  grid: {' x '.join(str(len(g)) for g in ref.grid)} ({', '.join(problem.variables)})")
+    if ref.info.get("changes"):
+        print("  changes between levels: " + ", ".join(f"{c:.2e}" for c in ref.info["changes"]))
     for line in checks:
         print(line)
     if not args.no_plot:
