@@ -58,6 +58,9 @@ WIDTH = 7
 START, LIMIT = {"evolution": 32, "steady": 16}, {"evolution": 8192, "steady": 1024}
 #: output times of an evolution reference, and at most this many space points in its grid
 TIMES, OUTPUT_POINTS = 101, 257
+#: BDF's smallest tolerance: below it the Newton iterations meet rounding, and the estimated Jacobians
+#: are re-evaluated erratically (one level's time can change several times over with the last bits of f)
+RTOL_FLOOR = 1e-10
 #: the time integrators of evolution problems (``"auto"``: ETDRK4 where it applies, else BDF)
 INTEGRATORS = ("auto", "etdrk4", "bdf")
 #: the most output times an evolution reference stores (doubling from TIMES while the spline in time needs it)
@@ -241,10 +244,11 @@ def _solve_bdf(problem, plan, target, budget, width, times, initial, max_ratio, 
     """The method of lines with BDF, the tolerance divided by 4 per level; then more output times
     while the spline in time needs them."""
     t0, t1 = times[0], times[-1]
-    rtol0 = target / 100
+    def rtol(k: int) -> float:
+        return max(target / 100 / 4 ** k, RTOL_FLOOR)
 
     def level(n: int, k: int, deadline: float):
-        return auto_evolution.solve(problem, plan, n, width, times, rtol0 / 4 ** k, initial, deadline)
+        return auto_evolution.solve(problem, plan, n, width, times, rtol(k), initial, deadline)
 
     (x, u), n, estimate, changes, stopped = auto_refine.refine(level, lambda r: r[1][::2], target, budget,
                                                     START["evolution"], LIMIT["evolution"], max_ratio)
@@ -254,12 +258,12 @@ def _solve_bdf(problem, plan, target, budget, width, times, initial, max_ratio, 
     while in_time > target / 4 and len(times) < MAX_TIMES and clock.perf_counter() - began < budget:
         times = np.linspace(t0, t1, 2 * len(times) - 1)
         try:
-            x, u = auto_evolution.solve(problem, plan, n, width, times, rtol0 / 4 ** k, initial, began + 2.0 * budget)
+            x, u = auto_evolution.solve(problem, plan, n, width, times, rtol(k), initial, began + 2.0 * budget)
         except RuntimeError:
             break
         in_time = _time_interpolation_error(times, u)
     method = (f"automatic method of lines: {width}-point FD{' periodic' if plan.periodic else ''}, {n} intervals "
-              f"in {plan.space}, BDF rtol={rtol0 / 4 ** k:.1e}")
+              f"in {plan.space}, BDF rtol={rtol(k):.1e}")
     return x, times, u, n, estimate + in_time, changes, stopped, method
 
 
