@@ -21,7 +21,9 @@ variable, or with ``spectral=True`` the dense Fourier collocation matrices
 A boundary condition at an end (Dirichlet, Neumann, Robin: any condition affine in the
 end node's value) eliminates that node: its value solves the condition, given the other nodes.
 Time: ``solve_ivp``'s BDF with the Jacobian's sparsity (:func:`fd.method_of_lines`), or its
-dense Jacobian where the matrices are dense.
+dense Jacobian where the matrices are dense; for periodic problems with coefficients free of
+x and t, the exponential integrator of :mod:`pinn_lam.pde.auto_exponential` uses
+:meth:`Semidiscrete.rhs` alike.
 """
 from __future__ import annotations
 

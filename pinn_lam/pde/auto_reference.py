@@ -2,10 +2,13 @@ r"""Automatic references: a SciPy finite-difference solution of any problem in a
 
 The problem's own residual, fed with finite-difference derivatives on a grid, defines the
 discrete problem (:mod:`pinn_lam.pde.auto_evolution`: the method of lines for evolution problems
-in one space variable; :mod:`pinn_lam.pde.auto_steady`: sparse linear systems for steady linear
-problems in one or two space variables; :mod:`pinn_lam.pde.auto_plan` says which problems these
-are). :func:`auto_reference` solves it on grids of :math:`n, 2n, 4n, \dots` intervals (and, in
-time, tolerances ``rtol`` divided by 4 per level) and estimates the error of level :math:`k` by
+in one space variable, integrated by BDF or, periodic with coefficients free of x and t, by
+ETDRK4 in :mod:`pinn_lam.pde.auto_exponential`; :mod:`pinn_lam.pde.auto_steady`: sparse systems
+for steady problems in one or two space variables; :mod:`pinn_lam.pde.auto_plan` says which
+problems these are). :func:`auto_reference` solves it on grids of :math:`n, 2n, 4n, \dots`
+intervals (and, in time, BDF's ``rtol`` divided by 4 per level down to :data:`RTOL_FLOOR`, or
+ETDRK4's steps doubled until its time error meets a quarter of the target) and estimates the
+error of level :math:`k` by
 its change from level :math:`k-1` on the common nodes,
 
 .. math::
@@ -18,8 +21,8 @@ its change from level :math:`k-1` on the common nodes,
 (the geometric tail is trusted only once two successive ratios agree: a convergence still
 speeding up, as in Allen-Cahn's pre-asymptotic levels, would otherwise be taken for a fast one),
 
-refining until :math:`\hat e_k` meets ``target`` or the next level would overrun ``budget``
-seconds (``Reference.info["stopped"]`` says which). Two cases know a lower order than the
+refining (:mod:`pinn_lam.pde.auto_refine`) until :math:`\hat e_k` meets ``target`` or the next
+level would overrun ``budget`` seconds (``Reference.info["stopped"]`` says which). Two cases know a lower order than the
 coarse levels show: a periodic initial value whose ``k``-th derivative jumps where the period
 closes caps :math:`\rho_k` at :math:`2^{k+1}` (:mod:`pinn_lam.pde.auto_seam`), and a steady
 domain with a re-entrant corner is extrapolated in the corner's exponents instead
