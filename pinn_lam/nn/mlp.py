@@ -6,7 +6,7 @@ it exactly. An optional hard-constraint ``output_transform(points, raw) -> u`` i
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -21,6 +21,17 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "silu": nn.functional.silu,
 }
 
+
+def check_architecture(in_features: int, out_features: int, width: int, depth: int, activation: str,
+                       activations: Iterable[str]) -> None:
+    """One-line :class:`ValueError` unless the sizes are positive integers and ``activation`` is one
+    of ``activations``."""
+    for label, value in (("in_features", in_features), ("out_features", out_features), ("width", width),
+                         ("depth", depth)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{label} must be a positive integer, got {value!r}")
+    if activation not in activations:
+        raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(activations)}")
 
 class MLP(nn.Module):
     r"""A multilayer perceptron :math:`u(z) = W_L\,\sigma(\dots\sigma(W_1 z + b_1)\dots) + b_L`
@@ -42,12 +53,7 @@ class MLP(nn.Module):
                  output_transform: Callable[[Tensor, Tensor], Tensor] | None = None,
                  generator: torch.Generator | None = None) -> None:
         super().__init__()
-        for label, value in (("in_features", in_features), ("out_features", out_features),
-                             ("width", width), ("depth", depth)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{label} must be a positive integer, got {value!r}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+        check_architecture(in_features, out_features, width, depth, activation, ACTIVATIONS)
         self.activation = activation
         self.output_transform = output_transform
         sizes = [in_features] + [width] * depth + [out_features]

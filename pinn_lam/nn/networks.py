@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from pinn_lam.nn import jets
 from pinn_lam.nn.embeddings import FourierFeatures, PeriodicEmbedding
 from pinn_lam.nn.jets import Jet
+from pinn_lam.nn.mlp import check_architecture
 from pinn_lam.nn.taylor import ACTIVATION_DERIVATIVES
 
 BODIES = ("mlp", "modified-mlp")
@@ -157,12 +158,7 @@ class FeatureNetwork(nn.Module):
                  output_transform: Callable[[Tensor, Tensor], Tensor] | None = None,
                  generator: torch.Generator | None = None, exact_conditions: Sequence[str] = ()) -> None:
         super().__init__()
-        for label, value in (("in_features", in_features), ("out_features", out_features),
-                             ("width", width), ("depth", depth)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{label} must be a positive integer, got {value!r}")
-        if activation not in ACTIVATION_DERIVATIVES:
-            raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATION_DERIVATIVES)}")
+        check_architecture(in_features, out_features, width, depth, activation, ACTIVATION_DERIVATIVES)
         self.spec = parse_network(spec)
         if self.spec.periodic and not periods:
             raise ValueError("a periodic embedding needs the periods of the periodic inputs (the problem has none)")
