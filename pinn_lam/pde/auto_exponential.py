@@ -27,9 +27,9 @@ Fourier space with :math:`E = e^{hL}`, :math:`E_2 = e^{hL/2}`, :math:`\varphi_j`
 the :math:`\varphi_j(hL)` of each block from one matrix exponential of the augmented matrix
 :math:`\begin{pmatrix} hL & I & 0 & 0\\ 0 & 0 & I & 0\\ 0&0&0&I\\0&0&0&0\end{pmatrix}`, whose
 first block row is :math:`(e^{hL}, \varphi_1, \varphi_2, \varphi_3)` (no cancellation for small
-:math:`hL`, unlike the closed forms). :func:`solve` doubles the number of fixed steps until two
-runs differ by at most a tenth of the target; it returns the finer run and a third of that
-difference as its time error (order at least 2, as the scheme keeps for stiff problems).
+:math:`hL`, unlike the closed forms). :func:`solve` doubles the number of fixed steps until the
+time error estimated from three runs (``S/4``, ``S/2`` and ``S`` steps, Richardson with their
+observed rate) meets a tolerance, and returns the finest run with that estimate.
 """
 from __future__ import annotations
 
