@@ -61,39 +61,41 @@ def _two_process_worker(rank, world, folder):
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{Path(folder) / 'rendezvous'}", rank=rank, world_size=world,
                             timeout=datetime.timedelta(seconds=120))
-    data_parallel, folder = DataParallel("cpu"), Path(folder)
-    seen = {}
+    try:  # a rank that fails still leaves the group, so that no Gloo thread outlives the interpreter
+        data_parallel, folder = DataParallel("cpu"), Path(folder)
+        seen = {}
 
-    def record(state):  # the global points and this rank's block, after every step
-        seen[state.iteration] = {"global": dict(state.loss.points), "local": dict(state.loss.local.points)}
+        def record(state):  # the global points and this rank's block, after every step
+            seen[state.iteration] = {"global": dict(state.loss.points), "local": dict(state.loss.local.points)}
 
-    full = solve("heat", output_dir=folder / "full", callback=record, data_parallel=data_parallel, **RUN)
+        full = solve("heat", output_dir=folder / "full", callback=record, data_parallel=data_parallel, **RUN)
 
-    def kill(state):
-        if state.iteration >= KILL_AT:
-            raise Kill()
+        def kill(state):
+            if state.iteration >= KILL_AT:
+                raise Kill()
 
-    try:
-        solve("heat", output_dir=folder / "killed", callback=kill, data_parallel=data_parallel, **RUN)
-    except Kill:
-        pass
-    resumed = solve("heat", output_dir=folder / "killed", resume=True, data_parallel=data_parallel, **RUN)
+        try:
+            solve("heat", output_dir=folder / "killed", callback=kill, data_parallel=data_parallel, **RUN)
+        except Kill:
+            pass
+        resumed = solve("heat", output_dir=folder / "killed", resume=True, data_parallel=data_parallel, **RUN)
 
-    # a stop that one rank alone asks for stops both at the same iteration
-    short = dict(RUN, iterations=[20, 5], checkpoint_every=None)
-    asked = solve("heat", callback=lambda state: rank == 1 and state.iteration >= 12,
+        # a stop that one rank alone asks for stops both at the same iteration
+        short = dict(RUN, iterations=[20, 5], checkpoint_every=None)
+        asked = solve("heat", callback=lambda state: rank == 1 and state.iteration >= 12,
+                      data_parallel=data_parallel, **short)
+        try:
+            solve("heat", output_dir=folder / "signal", stop_requested=lambda: 15 if rank == 1 else None,
                   data_parallel=data_parallel, **short)
-    try:
-        solve("heat", output_dir=folder / "signal", stop_requested=lambda: 15 if rank == 1 else None,
-              data_parallel=data_parallel, **short)
-        interrupted = None
-    except TrainingInterrupted as stop:
-        interrupted = (stop.iteration, stop.checkpoint is not None)
+            interrupted = None
+        except TrainingInterrupted as stop:
+            interrupted = (stop.iteration, stop.checkpoint is not None)
 
-    torch.save({"seen": seen, "full": (full.metrics, full.history, full.files),
-                "resumed": (resumed.metrics, resumed.history), "asked": asked.metrics,
-                "interrupted": interrupted}, folder / f"rank{rank}.pt")
-    dist.destroy_process_group()
+        torch.save({"seen": seen, "full": (full.metrics, full.history, full.files),
+                    "resumed": (resumed.metrics, resumed.history), "asked": asked.metrics,
+                    "interrupted": interrupted}, folder / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
 
 
 def _spawn(function, args, nprocs, timeout):
