@@ -48,6 +48,8 @@ PROBE, CIRCULANT = 1e-4, 1e-7
 NEGLIGIBLE = 1e-3
 #: the fewest and most fixed steps over the time interval
 MIN_STEPS, MAX_STEPS = 400, 204800
+#: how many times the steps are doubled after a run that blew up before the grid is blamed
+MAX_BLOWUPS = 2
 #: the most output times per time interval of ``times`` a run keeps (for the spline in time)
 MAX_DENSE = 16
 
@@ -163,7 +165,9 @@ def solve(problem, plan, n: int, width: int, times: np.ndarray, initial, toleran
     unknown while :math:`\rho \le 5/4` (unless both changes are below :data:`NEGLIGIBLE` times
     ``tolerance``: rounding): with high modes :math:`hL` far beyond 1 (fine grids), the
     scheme's error falls more slowly than :math:`h^4` until the steps resolve them. ``RuntimeError``
-    where the Jacobian is not block-circulant, past ``deadline``, or beyond :data:`MAX_STEPS`."""
+    where the Jacobian is not block-circulant, past ``deadline``, beyond :data:`MAX_STEPS`, or
+    when the finest run still blows up after :data:`MAX_BLOWUPS` doublings (an unresolved grid,
+    which the refinement then refines)."""
     system = Semidiscrete(problem, plan, n, width)
     y0 = initial_state(system, initial)
     t0, t1 = float(times[0]), float(times[-1])
@@ -190,6 +194,7 @@ def solve(problem, plan, n: int, width: int, times: np.ndarray, initial, toleran
         return float(np.linalg.norm(fine - coarse) / max(np.linalg.norm(fine), 1e-300))
 
     runs = [run(count // 4), run(count // 2), run(count)]
+    blown_up = 0
     while True:
         c1, c2 = change(runs[1], runs[0]), change(runs[2], runs[1])
         if max(c1, c2) <= NEGLIGIBLE * tolerance:  # rounding: no rate to be seen, and none needed
@@ -200,6 +205,9 @@ def solve(problem, plan, n: int, width: int, times: np.ndarray, initial, toleran
             error = math.inf
         if error <= tolerance:
             break
+        blown_up = blown_up + 1 if not np.isfinite(runs[2]).all() else 0
+        if blown_up > MAX_BLOWUPS:  # four times the steps did not help: the grid, not the step, is the cause
+            raise RuntimeError(f"the exponential integrator on {n} nodes blew up with up to {count} steps")
         if 2 * count > MAX_STEPS:
             raise RuntimeError(f"the exponential integrator on {n} nodes needs more than {MAX_STEPS} steps")
         count *= 2

@@ -133,3 +133,12 @@ def test_a_two_output_system_takes_its_coupling_the_right_way_round(tmp_path):
     symbol = auto_exponential.linear_symbol(system, y0, (0.0, 1.0))
     final = auto_exponential.etdrk4(system, symbol, y0, 0.0, 1.0, 10, 10)[-1]
     assert np.abs(final - np.r_[np.cos(system.x - 1.0), np.sin(system.x - 1.0)]).max() < 1e-8
+
+
+def test_a_run_that_keeps_blowing_up_gives_up_the_grid_instead_of_doubling_the_steps():
+    # inviscid Burgers past its shock time 1/pi: 64 nodes do not resolve it, and more steps do not help
+    problem = PDE(Box(x=(0.0, 2.0), t=(0.0, 1.0)), lambda d: d["u_t"] + d["u"] * d["u_x"],
+                  [InitialValue(lambda d: torch.sin(math.pi * d["x"])), Periodic("x")], name="inviscid")
+    plan = checked_plan(problem)
+    with pytest.raises(RuntimeError, match="blew up with up to 1600 steps"):
+        auto_exponential.solve(problem, plan, 64, 7, np.linspace(0.0, 1.0, 101), _initial(problem, plan), 2.5e-6, 0)
