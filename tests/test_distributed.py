@@ -111,7 +111,7 @@ def _spawn(function, args, nprocs, timeout):
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory):
     folder = tmp_path_factory.mktemp("two-processes")
-    _spawn(_two_process_worker, (2, str(folder)), nprocs=2, timeout=240)
+    _spawn(distributed.run_and_exit, (_two_process_worker, 2, str(folder)), nprocs=2, timeout=240)
     return folder, [torch.load(folder / f"rank{rank}.pt", weights_only=False) for rank in (0, 1)]
 
 
@@ -227,3 +227,16 @@ def test_the_resume_command_of_a_torchrun_run_starts_as_many_processes():
 
     command = resume_command(["solve", "heat", "--threads", "1"], "runs/heat", SimpleNamespace(world_size=3))
     assert command == "torchrun --nproc-per-node 3 -m pinn_lam solve heat --threads 1 --output runs/heat --resume"
+
+
+def _write_or_fail(rank, folder, fail):
+    if fail:
+        raise ValueError(f"rank {rank} failed on purpose")
+    (Path(folder) / f"done{rank}").write_text("yes")
+
+
+def test_run_and_exit_ends_a_spawned_process_after_its_work_and_reports_its_error(tmp_path):
+    mp.spawn(distributed.run_and_exit, args=(_write_or_fail, str(tmp_path), False), nprocs=1)
+    assert (tmp_path / "done0").read_text() == "yes"
+    with pytest.raises(mp.ProcessRaisedException, match="rank 0 failed on purpose"):
+        mp.spawn(distributed.run_and_exit, args=(_write_or_fail, str(tmp_path), True), nprocs=1)

@@ -132,6 +132,8 @@ def measure(problem: str, points: list[int], processes: list[int], *, iterations
     """A row per (points, processes): see the module docstring."""
     import torch.multiprocessing as mp
 
+    from pinn_lam.training.distributed import run_and_exit
+
     if device == "cuda" and max(processes) > torch.cuda.device_count():
         raise ValueError(f"--processes {max(processes)} needs as many GPUs; this machine has "
                          f"{torch.cuda.device_count()}")
@@ -144,7 +146,8 @@ def measure(problem: str, points: list[int], processes: list[int], *, iterations
                 continue
             with tempfile.TemporaryDirectory() as folder:
                 file, rendezvous = os.path.join(folder, "result.json"), os.path.join(folder, "rendezvous")
-                mp.spawn(measure_one, args=(count, rendezvous, problem, config, warmup, threads, file), nprocs=count)
+                mp.spawn(run_and_exit, args=(measure_one, count, rendezvous, problem, config, warmup, threads, file),
+                         nprocs=count)
                 rows.append(json.loads(Path(file).read_text()))
     return rows
 

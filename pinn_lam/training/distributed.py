@@ -231,6 +231,20 @@ class ShardedLoss:
         return dp.gather_rows(self.local.pde_residual(points[dp.block(len(points))]), counts)
 
 
+def run_and_exit(rank: int, function: Callable[..., Any], *args: Any) -> None:
+    """``function(rank, *args)`` (``torch.multiprocessing.spawn(run_and_exit, args=(function,
+    ...))`` passes the rank first), then the end of the process spawn started, without the interpreter's teardown (``os._exit(0)`` after flushing the standard
+    streams): under load a spawned rank has aborted in that teardown ("terminate called without
+    an active exception", a native thread with no Python frame) after its work and its
+    ``destroy_process_group`` were done. An exception still propagates, so spawn reports it."""
+    import sys
+
+    function(rank, *args)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def writer_first(data_parallel: DataParallel | None, function: Callable[..., Any], *args, **kwargs) -> Any:
     """``function(*args, **kwargs)`` on rank 0, then on the other ranks: what rank 0 caches on
     disk (a reference, compiled kernels) the others then read instead of computing. Without
