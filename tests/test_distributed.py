@@ -240,3 +240,11 @@ def test_run_and_exit_ends_a_spawned_process_after_its_work_and_reports_its_erro
     assert (tmp_path / "done0").read_text() == "yes"
     with pytest.raises(mp.ProcessRaisedException, match="rank 0 failed on purpose"):
         mp.spawn(distributed.run_and_exit, args=(_write_or_fail, str(tmp_path), True), nprocs=1)
+
+
+def test_a_rank_that_ran_a_process_group_ends_with_its_code_and_its_output_flushed():
+    assert distributed.exit_if_data_parallel(3) == 3  # no group started in this process: just the code
+    script = ("import sys; from pinn_lam.training import distributed as d; d._STARTED_GROUP = True; "
+              "sys.stdout.write('written'); d.exit_if_data_parallel(3); print('not reached')")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout) == (3, "written")

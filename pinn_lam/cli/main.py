@@ -37,6 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command ``argv`` (default: the command line); its exit status. A rank under
+    ``torchrun`` ends its process here (:func:`pinn_lam.training.distributed.exit_if_data_parallel`)."""
+    code = _main(argv)
+    from pinn_lam.training.distributed import exit_if_data_parallel
+
+    return exit_if_data_parallel(code)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args._argv = list(sys.argv[1:] if argv is None else argv)  # the words as given, to repeat them

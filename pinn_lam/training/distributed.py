@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -231,18 +232,39 @@ class ShardedLoss:
         return dp.gather_rows(self.local.pde_residual(points[dp.block(len(points))]), counts)
 
 
-def run_and_exit(rank: int, function: Callable[..., Any], *args: Any) -> None:
-    """``function(rank, *args)`` (``torch.multiprocessing.spawn(run_and_exit, args=(function,
-    ...))`` passes the rank first), then the end of the process spawn started, without the interpreter's teardown (``os._exit(0)`` after flushing the standard
-    streams): under load a spawned rank has aborted in that teardown ("terminate called without
-    an active exception", a native thread with no Python frame) after its work and its
-    ``destroy_process_group`` were done. An exception still propagates, so spawn reports it."""
-    import sys
+#: whether :func:`from_environment` started a process group in this process
+_STARTED_GROUP = False
 
-    function(rank, *args)
+
+def _exit_now(code: int) -> None:
+    """Flush the standard streams and end the process without the interpreter's teardown.
+
+    A Gloo worker thread can still be destroying the work of the last collective (its tensors'
+    Python objects need the GIL) when the interpreter finalizes; the thread is then stopped
+    inside C++ code and the process aborts ("terminate called without an active exception",
+    SIGABRT) after its work is done. Seen with spawned ranks on a loaded machine (a core dump:
+    ``ProcessGroupGloo::runLoop`` -> ``~AsyncAllreduceWork`` -> ``take_gil`` ->
+    ``PyThread_exit_thread`` during ``Py_FinalizeEx``)."""
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(code)
+
+
+def run_and_exit(rank: int, function: Callable[..., Any], *args: Any) -> None:
+    """``function(rank, *args)`` (``torch.multiprocessing.spawn(run_and_exit, args=(function,
+    ...))`` passes the rank first), then the end of the process spawn started, without the
+    interpreter's teardown (:func:`_exit_now`). An exception still propagates, so spawn reports it."""
+    function(rank, *args)
+    _exit_now(0)
+
+
+def exit_if_data_parallel(code: int) -> int:
+    """``code``, or, in a process where :func:`from_environment` ran a process group (a rank
+    under ``torchrun``), the end of the process with ``code`` (:func:`_exit_now`): the command's
+    outputs are written and the group destroyed by then."""
+    if _STARTED_GROUP:
+        _exit_now(code)
+    return code
 
 
 def writer_first(data_parallel: DataParallel | None, function: Callable[..., Any], *args, **kwargs) -> Any:
@@ -295,6 +317,8 @@ def from_environment(device: str | None = None, timeout: float = 1800.0) -> Iter
         raise ValueError(f"data-parallel training runs on cpu or cuda, got device {device}")
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
                             timeout=datetime.timedelta(seconds=timeout))
+    global _STARTED_GROUP
+    _STARTED_GROUP = True
     try:
         yield DataParallel(device)
     finally:
