@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pinn_lam.cli.params import param, parse_value
+from pinn_lam.pde.auto_reference import INTEGRATORS
 
 HELP = "compute and draw a problem's finite-difference reference; --table: the table of all problems"
 DESCRIPTION = (
@@ -41,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "print its agreement with the hand-written one")
     parser.add_argument("--target", type=float, default=1e-5, help="--auto: the error the refinement aims at")
     parser.add_argument("--budget", type=float, default=30.0, help="--auto: seconds the refinement may take")
-    parser.add_argument("--integrator", default="auto", choices=("auto", "etdrk4", "bdf"),
+    parser.add_argument("--integrator", default="auto", choices=INTEGRATORS,
                         help="--auto, evolution problems: ETDRK4 (periodic, coefficients free of x and t), the method "
                              "of lines with BDF, or auto: the first where it applies")
     parser.add_argument("--table", action="store_true",

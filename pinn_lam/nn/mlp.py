@@ -33,6 +33,7 @@ def check_architecture(in_features: int, out_features: int, width: int, depth: i
     if activation not in activations:
         raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(activations)}")
 
+
 class MLP(nn.Module):
     r"""A multilayer perceptron :math:`u(z) = W_L\,\sigma(\dots\sigma(W_1 z + b_1)\dots) + b_L`
     applied to inputs scaled to :math:`[-1, 1]` per dimension, :math:`z = 2(x - lo)/(hi - lo) - 1`.

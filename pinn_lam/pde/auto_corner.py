@@ -35,6 +35,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from pinn_lam.pde.auto_refine import relative_change
+
 #: how far from a boundary node (in grid spacings) the quadrants around it are probed
 PROBE = 0.5
 
@@ -74,10 +76,6 @@ def observed_order(changes: list[float]) -> float | None:
     return float(math.log2(changes[-2] / changes[-1]))
 
 
-def _change(fine: np.ndarray, coarse: np.ndarray) -> float:
-    return float(np.linalg.norm(fine - coarse) / max(np.linalg.norm(fine), 1e-300))
-
-
 def refine(solve_level: Callable[[int], tuple], alpha: float, target: float, budget: float, start: int,
            limit: int, tail: Callable[[list[float]], float]) -> dict:
     r"""Grids ``start, 2 start, ...`` (``solve_level(n)`` returns ``(grid, u)``), extrapolated as
@@ -100,15 +98,15 @@ def refine(solve_level: Callable[[int], tuple], alpha: float, target: float, bud
         took_before = took
         if n // 2 in raw:
             coarse_grid = raw[n // 2][0]
-            raw_changes.append(_change(on_nodes(*raw[n], coarse_grid.axes), raw[n // 2][1]))
+            raw_changes.append(relative_change(on_nodes(*raw[n], coarse_grid.axes), raw[n // 2][1]))
             result = {"grid": raw[n][0], "u": raw[n][1], "n": n, "estimate": raw_changes[-1]}
         if n // 4 in raw:
             axes = raw[n // 4][0].axes
             a, b, c = raw[n // 4][1], on_nodes(*raw[n // 2], axes), on_nodes(*raw[n], axes)
             extrapolated[n] = richardson(richardson(a, b, first), richardson(b, c, first), second)
             if n // 2 in extrapolated:
-                changes.append(_change(on_nodes(raw[n // 4][0], extrapolated[n], raw[n // 8][0].axes),
-                                       extrapolated[n // 2]))
+                changes.append(relative_change(on_nodes(raw[n // 4][0], extrapolated[n], raw[n // 8][0].axes),
+                                               extrapolated[n // 2]))
                 estimate = changes[-1] if len(changes) < 3 else tail(changes)
                 result = {"grid": raw[n // 4][0], "u": extrapolated[n], "n": n, "estimate": estimate}
         if result is not None:

@@ -60,8 +60,7 @@ def _blocks(system: Semidiscrete) -> int:
 
 def _jacobian_column(system: Semidiscrete, t: float, base: np.ndarray, block: int, node: int) -> np.ndarray:
     """Column ``(block, node)`` of the Jacobian at ``base`` by central differences, ``(n, B)``."""
-    n, size = system.size, max(1.0, float(np.abs(base).max()))
-    step = PROBE * size
+    n, step = system.size, PROBE * max(1.0, float(np.abs(base).max()))
     plus, minus = base.copy(), base.copy()
     plus[block * n + node] += step
     minus[block * n + node] -= step
@@ -73,7 +72,7 @@ def linear_symbol(system: Semidiscrete, y0: np.ndarray, times: tuple[float, ...]
     r"""The Fourier symbol :math:`\hat L_k` ``(n // 2 + 1, B, B)`` of the Jacobian at the constant
     state of ``y0``'s block means, or ``None`` unless ``system`` is periodic and that Jacobian is
     block-circulant and the same at each of ``times``."""
-    if not system.plan.periodic or system.plan.ends:
+    if not system.plan.periodic:
         return None
     n, blocks = system.size, _blocks(system)
     base = np.repeat(y0.reshape(blocks, n).mean(axis=1), n)

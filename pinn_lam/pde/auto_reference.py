@@ -22,8 +22,8 @@ its change from level :math:`k-1` on the common nodes,
 speeding up, as in Allen-Cahn's pre-asymptotic levels, would otherwise be taken for a fast one),
 
 refining (:mod:`pinn_lam.pde.auto_refine`) until :math:`\hat e_k` meets ``target`` or the next
-level would overrun ``budget`` seconds (``Reference.info["stopped"]`` says which). Two cases know a lower order than the
-coarse levels show: a periodic initial value whose ``k``-th derivative jumps where the period
+level would overrun ``budget`` seconds (``Reference.info["stopped"]`` says which). Two cases
+know a lower order than the coarse levels show: a periodic initial value whose ``k``-th derivative jumps where the period
 closes caps :math:`\rho_k` at :math:`2^{k+1}` (:mod:`pinn_lam.pde.auto_seam`), and a steady
 domain with a re-entrant corner is extrapolated in the corner's exponents instead
 (:mod:`pinn_lam.pde.auto_corner`). Results are cached
@@ -247,6 +247,7 @@ def _solve_bdf(problem, plan, target, budget, width, times, initial, max_ratio, 
     """The method of lines with BDF, the tolerance divided by 4 per level; then more output times
     while the spline in time needs them."""
     t0, t1 = times[0], times[-1]
+
     def rtol(k: int) -> float:
         return max(target / 100 / 4 ** k, RTOL_FLOOR)
 
@@ -254,7 +255,7 @@ def _solve_bdf(problem, plan, target, budget, width, times, initial, max_ratio, 
         return auto_evolution.solve(problem, plan, n, width, times, rtol(k), initial, deadline)
 
     (x, u), n, estimate, changes, stopped = auto_refine.refine(level, lambda r: r[1][::2], target, budget,
-                                                    START["evolution"], LIMIT["evolution"], max_ratio)
+                                                               START["evolution"], LIMIT["evolution"], max_ratio)
     k = round(np.log2(n / START["evolution"]))
     # enough output times that the quintic spline in time keeps the estimate (an oscillating phase needs more)
     in_time = _time_interpolation_error(times, u)
@@ -282,7 +283,7 @@ def _solve_exponential(problem, plan, target, budget, width, times, initial, max
         return run.x, run.u
 
     (x, _), n, estimate, changes, stopped = auto_refine.refine(level, lambda r: r[1][::2], target, budget,
-                                                    START["evolution"], LIMIT["evolution"], max_ratio)
+                                                               START["evolution"], LIMIT["evolution"], max_ratio)
     run = runs[n]
     stride = (len(run.dense_times) - 1) // (TIMES - 1)
     while True:  # the fewest output times (TIMES, 2 TIMES - 1, ...) whose spline in time meets target / 4
@@ -337,14 +338,12 @@ def _steady(problem, plan, target: float, budget: float, width: int):
     if alpha is not None:
         return _steady_with_corner(problem, plan, target, budget, width, alpha)
 
-    def restrict(result):
+    def restrict(result):  # the values at the nodes of the grid one level coarser
         grid, u = result
-        keep = np.all([np.isin(np.round(grid.points[:, i] * 2 ** 40), np.round(a[::2] * 2 ** 40))
-                       for i, a in enumerate(grid.axes)], axis=0)
-        return u[keep]
+        return auto_corner.on_nodes(grid, u, tuple(a[::2] for a in grid.axes))
 
     (grid, u), n, estimate, changes, stopped = auto_refine.refine(level, restrict, target, budget, START["steady"],
-                                                       LIMIT["steady"])
+                                                                  LIMIT["steady"])
     method = f"automatic sparse solve: {width}-point FD on {n} intervals, splu; {stopped}"
     meta = {"error_estimate": estimate, "method": method, "error_kind": "change from the grid before",
             "stopped": stopped, "changes": changes, "intervals": n}

@@ -16,6 +16,7 @@ from pinn_lam.errors import ProblemError
 
 
 def relative_change(fine: np.ndarray, coarse: np.ndarray) -> float:
+    """:math:`\|f - c\|_2 / \|f\|_2` of ``fine`` against ``coarse`` (values at the same nodes)."""
     return float(np.linalg.norm(fine - coarse) / max(np.linalg.norm(fine), 1e-300))
 
 
@@ -33,7 +34,7 @@ def estimate(changes: list[float], max_ratio: float = math.inf) -> float:
 
 
 def refine(solve_level, restrict, target: float, budget: float, start: int, limit: int,
-            max_ratio: float = math.inf):
+           max_ratio: float = math.inf):
     """Levels ``n = start, 2 start, ...`` until the estimate meets ``target``, the next level
     would overrun ``budget`` seconds, or ``n`` would pass ``limit``; at least two levels.
     ``solve_level(n, k, deadline)`` may raise ``RuntimeError`` (blown up, or past the deadline)."""
